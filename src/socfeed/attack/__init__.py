@@ -1,0 +1,1 @@
+"""MITRE ATT&CK reference data and id normalization."""
