@@ -1,0 +1,91 @@
+"""The rule store: SQLAlchemy over a SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from socfeed.errors import ParseError
+from socfeed.model import Rule
+from socfeed.store import queries
+from socfeed.store.engine import create_store_engine, default_db_path, resolve_db_url
+from socfeed.store.records import (
+    FACET_NAMES,
+    FeedPage,
+    FeedQuery,
+    SaveResult,
+    SourceRecord,
+    StoredError,
+)
+from socfeed.store.writer import replace_source
+
+
+class Store:
+    """Reads and writes rules; one instance per process, safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def replace_source(
+        self, record: SourceRecord, rules: Sequence[Rule], errors: Sequence[ParseError]
+    ) -> SaveResult:
+        """Replace a source's rules and errors with a new ingest, atomically."""
+        return replace_source(self.engine, record, rules, errors)
+
+    def feed(self, query: FeedQuery, with_facets: bool = True) -> FeedPage:
+        """Return a page of the feed for ``query``."""
+        with self.engine.connect() as conn:
+            return queries.feed_page(conn, query, with_facets)
+
+    def rule(self, key: str) -> Rule | None:
+        """Return the rule stored under ``key``, or None."""
+        with self.engine.connect() as conn:
+            return queries.get_rule(conn, key)
+
+    def find_rule_keys(self, needle: str) -> list[str]:
+        """Return keys of rules matching a key, rule id or path (suffix)."""
+        with self.engine.connect() as conn:
+            return queries.find_rule_keys(conn, needle)
+
+    def sources(self) -> list[SourceRecord]:
+        """Return every stored source."""
+        with self.engine.connect() as conn:
+            return queries.list_sources(conn)
+
+    def errors(self, source: str | None = None) -> list[StoredError]:
+        """Return the parse errors of the latest ingest."""
+        with self.engine.connect() as conn:
+            return queries.list_errors(conn, source)
+
+    def technique_counts(self, query: FeedQuery) -> dict[str, int]:
+        """Return rule counts per technique id under the query's filters."""
+        with self.engine.connect() as conn:
+            return queries.technique_counts(conn, query)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(db: str | os.PathLike[str] | None = None) -> Store:
+    """Open (and create if needed) the store named by --db, SOCFEED_DB or the default file."""
+    return Store(create_store_engine(resolve_db_url(db)))
+
+
+__all__ = [
+    "FACET_NAMES",
+    "FeedPage",
+    "FeedQuery",
+    "SaveResult",
+    "SourceRecord",
+    "Store",
+    "StoredError",
+    "default_db_path",
+    "open_store",
+    "resolve_db_url",
+]
