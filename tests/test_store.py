@@ -1,0 +1,137 @@
+"""Tests of the rule store: replacing a source, duplicates, stale rules, feed queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from socfeed.errors import Location, ParseError
+from socfeed.model import DataSource, Rule
+from socfeed.store import FeedQuery, SourceRecord, Store
+
+
+def make_rule(path: str, rule_id: str, title: str, **fields: object) -> Rule:
+    values: dict[str, object] = {
+        "source": "demo",
+        "path": path,
+        "rule_id": rule_id,
+        "format": "sentinel",
+        "title": title,
+        "language": "kql",
+        "kind": "detection",
+        "query": "SecurityEvent | take 1",
+        "raw_text": f"name: {title}\n",
+    }
+    values.update(fields)
+    return Rule(**values)  # type: ignore[arg-type]
+
+
+def record() -> SourceRecord:
+    return SourceRecord(name="demo", format="sentinel")
+
+
+def test_duplicate_ids_both_stored_and_reported(store: Store) -> None:
+    first = make_rule("Detections/a.yaml", "1111", "First name")
+    second = make_rule("Detections/b.yaml", "1111", "Second name")
+
+    saved = store.replace_source(record(), [first, second], [])
+
+    assert saved.stored == 2
+    assert saved.duplicates == [("1111", ["Detections/a.yaml", "Detections/b.yaml"])]
+    titles = sorted(r.title for r in store.feed(FeedQuery()).rules)
+    assert titles == ["First name", "Second name"]
+    assert store.rule("demo:1111") is not None
+    assert store.sources()[0].duplicates == 1
+
+
+def test_duplicate_keys_stable_across_ingests(store: Store) -> None:
+    rules = [make_rule("b.yaml", "7", "B"), make_rule("a.yaml", "7", "A")]
+    store.replace_source(record(), rules, [])
+    first_keys = sorted(r.key for r in rules)
+
+    again = [make_rule("a.yaml", "7", "A"), make_rule("b.yaml", "7", "B")]
+    store.replace_source(record(), again, [])
+
+    assert sorted(r.key for r in again) == first_keys
+
+
+def test_failed_file_keeps_earlier_rule(store: Store) -> None:
+    store.replace_source(record(), [make_rule("x.yaml", "1", "Kept rule")], [])
+    error = ParseError("invalid YAML", Location("demo", "x.yaml", 3, 1))
+
+    saved = store.replace_source(record(), [], [error])
+
+    assert saved.kept_stale == 1
+    kept = store.rule("demo:1")
+    assert kept is not None
+    assert any("failed to parse" in w for w in kept.warnings)
+    assert [str(e) for e in store.errors()] == ["demo:x.yaml:3:1: invalid YAML"]
+
+
+def test_removed_file_drops_its_rule(store: Store) -> None:
+    store.replace_source(record(), [make_rule("x.yaml", "1", "Gone")], [])
+
+    store.replace_source(record(), [make_rule("y.yaml", "2", "New")], [])
+
+    assert store.rule("demo:1") is None
+    assert store.rule("demo:2") is not None
+
+
+def test_feed_filters_and_facets(store: Store) -> None:
+    rules = [
+        make_rule(
+            "a.yaml",
+            "1",
+            "Phish released",
+            kind="hunting",
+            techniques=["T1566"],
+            data_sources=[DataSource("table", "EmailEvents")],
+        ),
+        make_rule("b.yaml", "2", "Kerberoast", severity="high", techniques=["T1558.003"]),
+    ]
+    store.replace_source(record(), rules, [])
+
+    page = store.feed(FeedQuery(technique=["T1566"]))
+
+    assert [r.title for r in page.rules] == ["Phish released"]
+    assert ("hunting", 1) in page.facets["kind"]
+    assert ("EmailEvents", 1) in page.facets["table"]
+    # The technique facet ignores its own filter, so both techniques stay selectable.
+    assert {value for value, _ in page.facets["technique"]} == {"T1566", "T1558.003"}
+
+
+@pytest.mark.parametrize("text", ["emailevents", "T1566", "phish"])
+def test_search_text_finds_rule(store: Store, text: str) -> None:
+    rule = make_rule(
+        "a.yaml",
+        "1",
+        "Phish released",
+        techniques=["T1566"],
+        data_sources=[DataSource("table", "EmailEvents")],
+    )
+    store.replace_source(record(), [rule], [])
+
+    assert store.feed(FeedQuery(text=text)).total == 1
+
+
+def test_newest_first_order(store: Store) -> None:
+    rules = [
+        make_rule("a.yaml", "1", "Old", modified="2020-01-01"),
+        make_rule("b.yaml", "2", "New", modified="2024-05-01"),
+        make_rule("c.yaml", "3", "Middle", created="2022-03-03"),
+    ]
+    store.replace_source(record(), rules, [])
+
+    titles = [r.title for r in store.feed(FeedQuery()).rules]
+
+    assert titles == ["New", "Middle", "Old"]
+
+
+def test_unicode_text_round_trips(store: Store) -> None:
+    title = "Connexion réussie “après” échec – Вход"
+    store.replace_source(record(), [make_rule("u.yaml", "u", title, query=f"// {title}")], [])
+
+    stored = store.rule("demo:u")
+
+    assert stored is not None
+    assert stored.title == title
+    assert stored.query == f"// {title}"
