@@ -1,0 +1,222 @@
+"""The socfeed command line: update, serve, search, show, sources."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socfeed.errors import SocfeedError
+from socfeed.model import KINDS, SEVERITIES, Rule
+from socfeed.store import FeedQuery, Store, open_store
+
+app = typer.Typer(
+    help="Collect public detection and hunting rules, normalize them and serve the SOC feed.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="SOCFEED_DB",
+        help="SQLite file or postgresql:// URL of the store [default: user data folder].",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line error in red and exit."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def setup_logging(debug: bool) -> None:
+    """Send log lines to stderr: warnings by default, everything with --debug."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def store_for(db: str | None) -> Store:
+    """Open the store or exit with a one-line error."""
+    try:
+        return open_store(db)
+    except SocfeedError as exc:
+        fail(f"{exc}; check --db or SOCFEED_DB")
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    debug: DebugOption = False,
+) -> None:
+    """Serve the feed, rule pages, coverage and the JSON API over HTTP."""
+    import uvicorn
+    from socfeed.web.app import create_app
+
+    setup_logging(debug)
+    store = store_for(db)
+    out.print(f"socfeed serving {store.url} on http://{host}:{port}/", highlight=False)
+    uvicorn.run(create_app(store), host=host, port=port, log_level="info" if debug else "warning")
+
+
+def _filters(
+    source: list[str] | None,
+    language: list[str] | None,
+    severity: list[str] | None,
+    kind: list[str] | None,
+    technique: list[str] | None,
+    table: list[str] | None,
+) -> dict[str, list[str]]:
+    for value in severity or []:
+        if value not in SEVERITIES:
+            fail(f"invalid --severity {value!r}; use one of {', '.join(SEVERITIES)}")
+    for value in kind or []:
+        if value not in KINDS:
+            fail(f"invalid --kind {value!r}; use one of {', '.join(KINDS)}")
+    return {
+        "source": source or [],
+        "language": language or [],
+        "severity": severity or [],
+        "kind": kind or [],
+        "technique": [t.upper() for t in technique or []],
+        "table": table or [],
+    }
+
+
+def _rule_summary(rule: Rule) -> dict[str, Any]:
+    return {
+        "key": rule.key,
+        "title": rule.title,
+        "source": rule.source,
+        "language": rule.language,
+        "kind": rule.kind,
+        "severity": rule.severity,
+        "techniques": rule.techniques,
+        "tables": rule.tables(),
+        "modified": rule.modified,
+        "url": rule.url,
+    }
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="Words to find in title, description or query.")] = "",
+    source: Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="kql, sigma, spl, eql, ...")] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="informational ... critical.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="detection or hunting.")] = None,
+    technique: Annotated[list[str] | None, typer.Option(help="ATT&CK id, e.g. T1566.")] = None,
+    table: Annotated[list[str] | None, typer.Option(help="Table or data source name.")] = None,
+    limit: Annotated[int, typer.Option(help="Maximum rules to print.")] = 20,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the stored rules, newest first."""
+    filters = _filters(source, language, severity, kind, technique, table)
+    query = FeedQuery(text=text, per_page=max(1, limit), **filters)
+    page = store_for(db).feed(query, with_facets=False)
+    if as_json:
+        payload = {"total": page.total, "rules": [_rule_summary(r) for r in page.rules]}
+        out.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    table_view = Table(title=f"{page.total} rules", show_lines=False)
+    for column in ("key", "title", "language", "severity", "techniques"):
+        table_view.add_column(column, overflow="fold")
+    for rule in page.rules:
+        table_view.add_row(
+            rule.key, rule.title, rule.language, rule.severity or "", ", ".join(rule.techniques)
+        )
+    out.print(table_view)
+
+
+@app.command()
+def show(
+    rule: Annotated[str, typer.Argument(help="Rule key, rule id or file path (suffix).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one rule with its query and enrichment."""
+    store = store_for(db)
+    found = store.rule(rule)
+    if found is None:
+        keys = store.find_rule_keys(rule)
+        if not keys:
+            fail(f"no rule matches {rule!r}; find keys with 'socfeed search'")
+        if len(keys) > 1:
+            fail(f"{rule!r} matches {len(keys)} rules ({', '.join(keys[:5])}); give a full key")
+        found = store.rule(keys[0])
+    assert found is not None
+    if as_json:
+        out.print_json(json.dumps(found.to_dict(), ensure_ascii=False, default=str))
+        return
+    out.print(f"[bold]{found.title}[/]", highlight=False)
+    details = {
+        "key": found.key,
+        "source": f"{found.source} ({'official' if found.official else 'community'})",
+        "language": found.language,
+        "kind": found.kind,
+        "severity": found.severity or "not set",
+        "tactics": ", ".join(found.tactics),
+        "techniques": ", ".join(found.techniques),
+        "data sources": ", ".join(found.tables()),
+        "original": found.url,
+        "commit": found.commit or "unknown",
+        "retrieved": found.retrieved_at,
+    }
+    for name, value in details.items():
+        out.print(f"[cyan]{name:>12}[/] {value}", highlight=False)
+    out.print()
+    out.print(found.query, markup=False, highlight=False)
+    for warning in found.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@app.command()
+def sources(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List each source's latest ingest: files seen, rules, errors, commit, retrieval time."""
+    records = store_for(db).sources()
+    if as_json:
+        out.print_json(json.dumps([vars(r) for r in records], ensure_ascii=False))
+        return
+    view = Table(title="sources")
+    for column in ("source", "files seen", "with rules", "failed", "rules", "dups", "commit"):
+        view.add_column(column)
+    view.add_column("retrieved")
+    for r in records:
+        commit = (r.commit or "unknown")[:12] + (" (sample)" if r.is_sample else "")
+        view.add_row(
+            r.name,
+            str(r.files_seen),
+            str(r.files_with_rules),
+            str(r.files_failed),
+            str(r.rules),
+            str(r.duplicates),
+            commit,
+            r.retrieved_at,
+        )
+    out.print(view)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
