@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -59,6 +63,141 @@ def store_for(db: str | None) -> Store:
         fail(f"{exc}; check --db or SOCFEED_DB")
 
 
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="SOCFEED_CONFIG",
+        help="TOML file that adds, changes or disables sources.",
+        dir_okay=False,
+    ),
+]
+
+
+@app.command()
+def update(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+    ] = None,
+    path: Annotated[
+        Path | None,
+        typer.Option(help="Ingest this local folder as the one --source (no fetching)."),
+    ] = None,
+    mirror: Annotated[
+        Path | None,
+        typer.Option(envvar="SOCFEED_MIRROR", help="Read every source from DIR/<source name>."),
+    ] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Fetch every enabled source (or the named ones), parse, enrich and store its rules."""
+    from socfeed.config import load_settings
+    from socfeed.enrich import Enricher
+    from socfeed.enrich.crosslinks import refresh_links
+    from socfeed.enrich.llm import LlmGenerator, load_llm_settings
+    from socfeed.update import update_sources
+
+    setup_logging(debug)
+    try:
+        settings = load_settings(config, db=db)
+        if mirror is not None:
+            settings = dataclasses.replace(settings, mirror_dir=mirror)
+        store = store_for(settings.db)
+        llm_settings = load_llm_settings()
+        generator = LlmGenerator(llm_settings, store.engine) if llm_settings else None
+        with _progress() as bars:
+            outcomes = update_sources(
+                settings,
+                store,
+                names=source or [],
+                path=path,
+                enricher=Enricher(generator=generator),
+                progress=bars,
+            )
+        links = refresh_links(store)
+    except SocfeedError as exc:
+        if debug:
+            raise
+        fail(str(exc))
+    if generator is not None:
+        err.print(f"model texts: {generator.stats.to_dict()}", highlight=False)
+        generator.close()
+    _print_outcomes(outcomes, links, as_json)
+    if any(o.report is None for o in outcomes):
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int], Callable[[int, int], None]]]:
+    """Yield a factory of per-source progress callbacks drawing rich progress bars."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+
+        def start(name: str, total: int) -> Callable[[int, int], None]:
+            task = progress.add_task(name, total=total)
+
+            def advance(done: int, _total: int) -> None:
+                progress.update(task, completed=done)
+
+            return advance
+
+        yield start
+
+
+def _print_outcomes(outcomes: list[Any], links: Any, as_json: bool) -> None:
+    rows = []
+    for outcome in outcomes:
+        record = outcome.report.record if outcome.report else None
+        rows.append(
+            {
+                "source": outcome.source,
+                "mode": outcome.mode,
+                "files_seen": record.files_seen if record else None,
+                "files_with_rules": record.files_with_rules if record else None,
+                "files_failed": record.files_failed if record else None,
+                "rules": record.rules if record else None,
+                "duplicates": record.duplicates if record else None,
+                "commit": record.commit if record else None,
+                "note": outcome.note,
+            }
+        )
+    if as_json:
+        out.print_json(json.dumps({"sources": rows, "links": vars(links)}))
+        return
+    view = Table(title="update")
+    for column in ("source", "mode", "files", "with rules", "failed", "rules", "commit"):
+        view.add_column(column)
+    for row in rows:
+        view.add_row(
+            row["source"],
+            row["mode"],
+            *(
+                str(row[k]) if row[k] is not None else "-"
+                for k in ("files_seen", "files_with_rules", "files_failed", "rules")
+            ),
+            (row["commit"] or "unknown")[:12],
+        )
+    out.print(view)
+    for row in rows:
+        if row["note"]:
+            err.print(f"[yellow]{row['source']}:[/] {row['note']}", highlight=False)
+    if any(row["mode"] == "sample" for row in rows):
+        err.print(
+            "[yellow]note:[/] some sources show the sample shipped with socfeed, not the live "
+            "repositories; set SOCFEED_MIRROR or allow network access for the full feed.",
+            highlight=False,
+        )
+
+
 @app.command()
 def serve(
     db: DbOption = None,
@@ -68,6 +207,7 @@ def serve(
 ) -> None:
     """Serve the feed, rule pages, coverage and the JSON API over HTTP."""
     import uvicorn
+
     from socfeed.web.app import create_app
 
     setup_logging(debug)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from socfeed.errors import Location, ParseError
+from socfeed.enrich import Enricher
+from socfeed.errors import Location, ParseError, SourceError
 from socfeed.formats import Format, ParsedFile, RuleFile, get_format
 from socfeed.formats.base import decode_rule_bytes
 from socfeed.model import Rule
@@ -41,6 +42,14 @@ class SourceInput:
     is_sample: bool = False
     # Builds the link to a file at its source: (ref or commit, path) -> URL.
     url_for: Callable[[str, str], str] | None = None
+    # Reads a listed file's bytes; the default reads root/path.
+    reader: Callable[[str], bytes] | None = None
+
+    def read(self, path: str) -> bytes:
+        """Return the bytes of one listed file."""
+        if self.reader is not None:
+            return self.reader(path)
+        return (self.root / path).read_bytes()
 
 
 @dataclass
@@ -63,7 +72,7 @@ def parse_files(
     errors: list[ParseError] = []
     files_with_rules = 0
     for done, path in enumerate(source.files, start=1):
-        parsed = parse_file(fmt, source.name, source.root, path, context)
+        parsed = parse_file(fmt, source, path, context)
         if parsed.rules:
             files_with_rules += 1
         all_rules.extend(parsed.rules)
@@ -74,22 +83,24 @@ def parse_files(
 
 
 def parse_file(
-    fmt: Format, source: str, root: Path, path: str, context: Mapping[str, Any]
+    fmt: Format, source: SourceInput, path: str, context: Mapping[str, Any]
 ) -> ParsedFile:
     """Parse one file; every failure comes back as a located ParseError, never raised."""
-    location = Location(source, path)
+    location = Location(source.name, path)
     try:
-        data = (root / path).read_bytes()
-        text = decode_rule_bytes(data, source, path)
-        parsed = fmt.parse(RuleFile(source=source, path=path, text=text, context=context))
+        data = source.read(path)
+        text = decode_rule_bytes(data, source.name, path)
+        parsed = fmt.parse(RuleFile(source=source.name, path=path, text=text, context=context))
     except ParseError as exc:
         parsed = ParsedFile(errors=[exc])
+    except SourceError as exc:
+        parsed = ParsedFile(errors=[ParseError(exc.reason, location)])
     except OSError as exc:
         parsed = ParsedFile(errors=[ParseError(f"cannot read file: {exc.strerror}", location)])
     except Exception as exc:
         # A parser bug must not stop the run: the file is reported like any bad input and the
         # traceback goes to the log for a bug report.
-        log.exception("parser failed source=%s path=%s format=%s", source, path, fmt.name)
+        log.exception("parser failed source=%s path=%s format=%s", source.name, path, fmt.name)
         reason = f"internal parser error ({type(exc).__name__}: {exc}); please report it"
         parsed = ParsedFile(errors=[ParseError(reason, location)])
     if not parsed.rules and not parsed.errors:
@@ -118,9 +129,12 @@ def stamp_rules(source: SourceInput, rules: list[Rule]) -> None:
 
 
 def ingest_source(
-    store: Store, source: SourceInput, progress: ProgressCallback | None = None
+    store: Store,
+    source: SourceInput,
+    enricher: Enricher | None = None,
+    progress: ProgressCallback | None = None,
 ) -> IngestReport:
-    """Parse a source's files and replace its rules in the store in one transaction."""
+    """Parse and enrich a source's files and replace its rules in the store atomically."""
     fmt = get_format(source.format)
     context: Mapping[str, Any] = {}
     if fmt.load_context is not None:
@@ -134,6 +148,8 @@ def ingest_source(
     )
     rules, errors, files_with_rules = parse_files(fmt, source, context, progress)
     stamp_rules(source, rules)
+    if enricher is not None:
+        enricher.enrich(rules)
     files_failed = len(source.files) - files_with_rules
     record = SourceRecord(
         name=source.name,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine
 
 from socfeed.errors import ParseError
 from socfeed.model import Rule
-from socfeed.store import queries
+from socfeed.store import links, queries
 from socfeed.store.engine import create_store_engine, default_db_path, resolve_db_url
+from socfeed.store.links import RuleLink, Suggestion
 from socfeed.store.records import (
     FACET_NAMES,
     FeedPage,
@@ -68,6 +69,31 @@ class Store:
         with self.engine.connect() as conn:
             return queries.technique_counts(conn, query)
 
+    def iter_rules(self) -> Iterator[Rule]:
+        """Yield every stored rule (for passes over the whole store)."""
+        with self.engine.connect() as conn:
+            yield from links.iter_rules(conn)
+
+    def replace_links(self, rows: Iterable[tuple[str, str, str, float, str]]) -> int:
+        """Replace all links between rules in one transaction."""
+        with self.engine.begin() as conn:
+            return links.replace_links(conn, rows)
+
+    def replace_suggestions(self, rows: Iterable[tuple[str, str, float, str]]) -> int:
+        """Replace all technique suggestions in one transaction."""
+        with self.engine.begin() as conn:
+            return links.replace_suggestions(conn, rows)
+
+    def links(self, key: str) -> list[RuleLink]:
+        """Return the similar and duplicate rules linked to a rule."""
+        with self.engine.connect() as conn:
+            return links.links_for(conn, key)
+
+    def suggestions(self, key: str) -> list[Suggestion]:
+        """Return the techniques suggested for a rule."""
+        with self.engine.connect() as conn:
+            return links.suggestions_for(conn, key)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -81,10 +107,12 @@ __all__ = [
     "FACET_NAMES",
     "FeedPage",
     "FeedQuery",
+    "RuleLink",
     "SaveResult",
     "SourceRecord",
     "Store",
     "StoredError",
+    "Suggestion",
     "default_db_path",
     "open_store",
     "resolve_db_url",

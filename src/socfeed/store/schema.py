@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -107,4 +108,29 @@ llm_cache = Table(
     Column("purpose", String(40), nullable=False),
     Column("text", Text, nullable=False),
     Column("created_at", String(40), nullable=False),
+)
+
+# Links between rules computed over the whole store after an update: "similar" rules of
+# other sources and "duplicate" rules (same normalized query) within a source.
+rule_links = Table(
+    "rule_links",
+    metadata,
+    Column("rule_key", String(400), ForeignKey("rules.key", ondelete="CASCADE"), nullable=False),
+    Column("other_key", String(400), ForeignKey("rules.key", ondelete="CASCADE"), nullable=False),
+    Column("relation", String(20), nullable=False),
+    Column("score", Float, nullable=False, default=1.0),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_rule_links_rule", "rule_key", "relation"),
+)
+
+# Techniques a classifier suggests for rules whose source maps none; never mixed with the
+# rule's own techniques.
+rule_suggestions = Table(
+    "rule_suggestions",
+    metadata,
+    Column("rule_key", String(400), ForeignKey("rules.key", ondelete="CASCADE"), nullable=False),
+    Column("technique", String(20), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("model", String(200), nullable=False),
+    Index("ix_rule_suggestions_rule", "rule_key"),
 )
