@@ -125,7 +125,9 @@ def update(
         err.print(f"model texts: {generator.stats.to_dict()}", highlight=False)
         generator.close()
     _print_outcomes(outcomes, links, as_json)
-    if any(o.report is None for o in outcomes):
+    # A source that could not be read keeps its stored rules and is reported above; the
+    # command fails only when a named folder is missing or nothing at all was ingested.
+    if all(o.report is None for o in outcomes) or (path is not None and not outcomes[0].report):
         raise typer.Exit(1)
 
 

@@ -80,8 +80,14 @@ class Rule:
     key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the rule as plain JSON-compatible data."""
-        return asdict(self)
+        """Return the rule as plain JSON-compatible data.
+
+        Nested values (``extra``, ``provenance``) are shared, not copied: dataclasses.asdict
+        deep-copies them and was the slowest step of storing a large source.
+        """
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["data_sources"] = [asdict(source) for source in self.data_sources]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Rule:

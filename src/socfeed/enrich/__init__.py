@@ -37,14 +37,17 @@ class Enricher:
 
     def enrich(self, rules: Sequence[Rule]) -> None:
         """Enrich every rule in place."""
+        source_mapped = [bool(rule.techniques) for rule in rules]
         for rule in rules:
             self._normalize_attack(rule)
             fill_notes(rule)
             self._fill_severity(rule)
         facts = [facts_from_rule(rule, self.kb.technique) for rule in rules]
         texts = generate_many(facts, self.generator)
-        for rule, (hypothesis, false_positives) in zip(rules, texts, strict=True):
-            self._attach(rule, hypothesis, false_positives)
+        for rule, mapped, (hypothesis, false_positives) in zip(
+            rules, source_mapped, texts, strict=True
+        ):
+            self._attach(rule, mapped, hypothesis, false_positives)
 
     def _normalize_attack(self, rule: Rule) -> None:
         mapping = self.kb.normalize_rule_attack(rule.techniques, rule.tactics)
@@ -76,12 +79,18 @@ class Enricher:
         rule.provenance["severity"] = reason
 
     def _attach(
-        self, rule: Rule, hypothesis: GeneratedText, false_positives: GeneratedText
+        self,
+        rule: Rule,
+        source_mapped: bool,
+        hypothesis: GeneratedText,
+        false_positives: GeneratedText,
     ) -> None:
         mapping = AttackMapping(**_mapping_fields(rule.extra.pop("attack_mapping")))
-        generated = {"hypothesis": hypothesis.origin, "false positive guidance": ""}
-        generated["false positive guidance"] = false_positives.origin
-        confidence = assess(rule, generated)
+        generated = {
+            "hypothesis": hypothesis.origin,
+            "false positive guidance": false_positives.origin,
+        }
+        confidence = assess(rule, generated, source_mapped)
         rule.extra["enrichment"] = {
             "version": ENRICHMENT_VERSION,
             "attack_version": mapping.attack_version,
@@ -130,6 +139,12 @@ class Enricher:
             if technique is not None and technique.url:
                 urls.append(technique.url)
         return list(dict.fromkeys(urls))
+
+
+def _add_provenance(rule: Rule, field: str, how: str) -> None:
+    """Record a derivation step, after the parser's own when there is one."""
+    previous = rule.provenance.get(field)
+    rule.provenance[field] = f"{previous}; then {how}" if previous else f"derived: {how}"
 
 
 def _mapping_fields(data: dict[str, Any]) -> dict[str, Any]:

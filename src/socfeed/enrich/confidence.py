@@ -32,8 +32,12 @@ class Confidence:
     reasons: list[str] = field(default_factory=list)
 
 
-def assess(rule: Rule, generated: dict[str, str]) -> Confidence:
-    """Rate a rule: ``generated`` maps enrichment texts to their origin (template, model...)."""
+def assess(rule: Rule, generated: dict[str, str], source_mapped: bool) -> Confidence:
+    """Rate a rule.
+
+    ``generated`` maps enrichment texts to their origin (source, template, model);
+    ``source_mapped`` says whether the rule file itself named ATT&CK techniques.
+    """
     result = Confidence(level="medium", warnings=len(rule.warnings))
     for name in _CHECKED_FIELDS:
         value = getattr(rule, name)
@@ -56,16 +60,15 @@ def assess(rule: Rule, generated: dict[str, str]) -> Confidence:
     )
     if result.warnings:
         result.reasons.append(f"{result.warnings} parse or normalization warnings")
-    result.level = _level(rule, result)
+    result.level = _level(rule, result, source_mapped)
     return result
 
 
-def _level(rule: Rule, result: Confidence) -> str:
-    mapped = "techniques" in result.from_source
+def _level(rule: Rule, result: Confidence, mapped: bool) -> str:
     if not rule.query.strip():
         result.reasons.append("the rule has no query text")
         return "low"
-    if not mapped and "techniques" not in result.derived:
+    if not mapped:
         result.reasons.append("the source maps no ATT&CK technique")
         return "low"
     if result.warnings >= 3:

@@ -12,8 +12,10 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 MAX_SIMILAR = 5
-# Below this combined score a pair is not shown: text alone at ~0.2 cosine is noise.
-MIN_SCORE = 0.25
+# Pairs below either bound are not shown: shared techniques with unrelated text (cosine
+# around 0.1) matched rules that detect different behaviour when checked by hand.
+MIN_SCORE = 0.3
+MIN_TEXT_SCORE = 0.2
 _CHUNK = 512
 
 
@@ -99,7 +101,7 @@ def _rank(
     ranked: list[SimilarRule] = []
     for other_index in candidates:
         text_score = float(text_scores[other_index])
-        if text_score <= 0.0:
+        if text_score < MIN_TEXT_SCORE:
             break
         other = sketches[int(other_index)]
         techniques = _overlap(me.techniques, other.techniques)
