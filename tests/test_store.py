@@ -135,3 +135,43 @@ def test_unicode_text_round_trips(store: Store) -> None:
     assert stored is not None
     assert stored.title == title
     assert stored.query == f"// {title}"
+
+
+def test_changed_rule_keeps_history(store: Store) -> None:
+    store.replace_source(record(), [make_rule("a.yaml", "1", "Before")], [])
+
+    newer = record()
+    newer.retrieved_at = "2030-01-01T00:00:00Z"
+    changed = make_rule("a.yaml", "1", "After", retrieved_at="2030-01-01T00:00:00Z")
+    store.replace_source(newer, [changed], [])
+
+    stored = store.rule("demo:1")
+    assert stored is not None
+    change = stored.extra["change"]
+    assert change["status"] == "changed"
+    assert "title" in change["fields"]
+    assert "query" not in change["fields"]
+    versions = store.versions("demo:1")
+    assert [v["reason"] for v in versions] == ["changed"]
+
+
+def test_unchanged_rule_has_no_change_note(store: Store) -> None:
+    store.replace_source(record(), [make_rule("a.yaml", "1", "Same")], [])
+
+    store.replace_source(record(), [make_rule("a.yaml", "1", "Same")], [])
+
+    stored = store.rule("demo:1")
+    assert stored is not None
+    assert stored.extra["change"] is None
+    assert store.versions("demo:1") == []
+
+
+def test_removed_rule_is_retired(store: Store) -> None:
+    store.replace_source(record(), [make_rule("a.yaml", "1", "Gone soon")], [])
+
+    store.replace_source(record(), [make_rule("b.yaml", "2", "Stays")], [])
+
+    assert [v["reason"] for v in store.versions("demo:1")] == ["retired"]
+    added = store.rule("demo:2")
+    assert added is not None
+    assert added.extra["change"] == {"status": "new"}

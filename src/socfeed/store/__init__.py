@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
 from socfeed.errors import ParseError
 from socfeed.model import Rule
-from socfeed.store import links, queries
+from socfeed.store import history, links, queries
 from socfeed.store.engine import create_store_engine, default_db_path, resolve_db_url
 from socfeed.store.links import RuleLink, Suggestion
 from socfeed.store.records import (
@@ -93,6 +94,11 @@ class Store:
         """Return the techniques suggested for a rule."""
         with self.engine.connect() as conn:
             return links.suggestions_for(conn, key)
+
+    def versions(self, key: str) -> list[dict[str, Any]]:
+        """Return the earlier versions of a rule, newest first."""
+        with self.engine.connect() as conn:
+            return history.versions_of(conn, key)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -61,6 +61,10 @@ rules = Table(
     # modified, else created, else the retrieval date: the feed's "newest first" order.
     Column("sort_date", String(40), nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # Retrieval time of the ingest that first stored this key, and of the one that last
+    # stored a different content for it (the "new and changed" order of the Atom feed).
+    Column("first_seen", String(40), nullable=False, default=""),
+    Column("changed_at", String(40), nullable=False, default=""),
     # Lower-cased title, description, query and tags for the search box.
     Column("search_text", Text, nullable=False),
     # The whole normalized rule as JSON (Rule.to_dict()).
@@ -71,6 +75,24 @@ rules = Table(
     Index("ix_rules_source", "source"),
     Index("ix_rules_sort", "sort_date", "retrieved_at"),
     Index("ix_rules_source_rule_id", "source", "rule_id"),
+    Index("ix_rules_changed", "changed_at"),
+)
+
+# Earlier contents of rules: one row each time an ingest replaced a rule's content or
+# stopped finding the rule (retired). No foreign key, since retired rules leave ``rules``.
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule_key", String(400), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    # Retrieval time of the ingest that stored this version, and of the one that replaced it.
+    Column("retrieved_at", String(40), nullable=False),
+    Column("replaced_at", String(40), nullable=False),
+    # "changed" (a newer content replaced it) or "retired" (no longer in the source).
+    Column("reason", String(20), nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("ix_rule_versions_rule", "rule_key"),
 )
 
 # Facet values of each rule: technique, tactic, table, tag. One row per value.

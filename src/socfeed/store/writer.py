@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from socfeed.errors import ParseError
 from socfeed.model import Rule
+from socfeed.store.history import record_versions
 from socfeed.store.records import SaveResult, SourceRecord
 from socfeed.store.schema import parse_errors, rule_facets, rules, sources
 
@@ -49,6 +50,8 @@ def replace_source(
         ]
         record.duplicates = len(duplicates)
         _upsert_source(conn, record)
+        kept_keys = {key for key, _ in kept}
+        changed = record_versions(conn, record, new_rules, kept_keys)
         _delete_source_rows(conn, record.name, keep=[key for key, _ in kept])
         _mark_stale(conn, kept, errors)
         for start in range(0, len(new_rules), _BATCH):
@@ -58,9 +61,12 @@ def replace_source(
     for rule_id, paths in duplicates:
         log.warning("duplicate rule id source=%s rule_id=%s paths=%s", record.name, rule_id, paths)
     log.info(
-        "source stored source=%s rules=%d kept_stale=%d errors=%d",
+        "source stored source=%s rules=%d new=%d changed=%d retired=%d kept_stale=%d errors=%d",
         record.name,
         len(new_rules),
+        changed.new,
+        changed.changed,
+        changed.retired,
         len(kept),
         len(errors),
     )
@@ -150,6 +156,8 @@ def _rule_row(rule: Rule) -> dict[str, Any]:
         "retrieved_at": rule.retrieved_at,
         "sort_date": rule.modified or rule.created or rule.retrieved_at[:10],
         "content_hash": rule.content_hash(),
+        "first_seen": rule.extra.get("first_seen", rule.retrieved_at),
+        "changed_at": rule.extra.get("changed_at", rule.retrieved_at),
         "search_text": searchable.lower(),
         "doc": json.dumps(rule.to_dict(), ensure_ascii=False, default=str),
         "stale_reason": None,
