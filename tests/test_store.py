@@ -175,3 +175,56 @@ def test_removed_rule_is_retired(store: Store) -> None:
     added = store.rule("demo:2")
     assert added is not None
     assert added.extra["change"] == {"status": "new"}
+
+
+def test_my_tables_keeps_runnable_rules(store: Store) -> None:
+    rules = [
+        make_rule("a.yaml", "1", "Email only", data_sources=[DataSource("table", "EmailEvents")]),
+        make_rule(
+            "b.yaml",
+            "2",
+            "Email and cloud apps",
+            data_sources=[
+                DataSource("table", "EmailEvents"),
+                DataSource("table", "CloudAppEvents"),
+            ],
+        ),
+    ]
+    store.replace_source(record(), rules, [])
+
+    page = store.feed(FeedQuery(my_tables=["emailevents"]))
+
+    assert [r.title for r in page.rules] == ["Email only"]
+
+
+def test_technique_coverage_counts_kinds(store: Store) -> None:
+    rules = [
+        make_rule("a.yaml", "1", "Hunt", kind="hunting", techniques=["T1566"]),
+        make_rule("b.yaml", "2", "Old", status="deprecated", techniques=["T1566", "T1059"]),
+    ]
+    store.replace_source(record(), rules, [])
+
+    coverage = store.technique_coverage(FeedQuery())
+
+    assert coverage["T1566"] == {"rules": 2, "hunting": 1, "detection": 1, "deprecated": 1}
+    assert coverage["T1059"]["deprecated"] == 1
+
+
+def test_search_ranks_title_match_first(store: Store) -> None:
+    rules = [
+        make_rule("a.yaml", "1", "Other rule", description="mentions kerberoast once"),
+        make_rule("b.yaml", "2", "Kerberoast request", modified="2000-01-01"),
+    ]
+    store.replace_source(record(), rules, [])
+
+    page = store.feed(FeedQuery(text="kerberoast"))
+
+    assert [r.title for r in page.rules] == ["Kerberoast request", "Other rule"]
+    assert page.snippets["demo:2"] == "\x02Kerberoast\x03 request"
+
+
+def test_search_text_with_fts_syntax_is_literal(store: Store) -> None:
+    store.replace_source(record(), [make_rule("a.yaml", "1", "A rule")], [])
+
+    for text in ['"', "title:x", "NEAR(a b)", "a OR", "*", "T1059.001 AND"]:
+        assert store.feed(FeedQuery(text=text)).total >= 0

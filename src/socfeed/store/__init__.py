@@ -70,6 +70,11 @@ class Store:
         with self.engine.connect() as conn:
             return queries.technique_counts(conn, query)
 
+    def technique_coverage(self, query: FeedQuery) -> dict[str, dict[str, int]]:
+        """Return per technique the counts of all, detection, hunting and deprecated rules."""
+        with self.engine.connect() as conn:
+            return queries.technique_coverage(conn, query)
+
     def iter_rules(self) -> Iterator[Rule]:
         """Yield every stored rule (for passes over the whole store)."""
         with self.engine.connect() as conn:

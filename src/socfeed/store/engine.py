@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from socfeed.errors import StoreError
+from socfeed.store import search
 from socfeed.store.schema import metadata
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         metadata.create_all(engine)
+        search.install(engine)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the store at {parsed!r}: {exc}") from exc
     log.debug("store opened url=%s", parsed.render_as_string(hide_password=True))

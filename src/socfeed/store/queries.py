@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, and_, case, func, or_, select
 
 from socfeed.model import SEVERITIES, Rule
+from socfeed.store import search
 from socfeed.store.records import FeedPage, FeedQuery, SourceRecord, StoredError
 from socfeed.store.schema import parse_errors, rule_facets, rules, sources
 
@@ -23,7 +24,9 @@ _COLUMN_FACETS = {
 _LINKED_FACETS = ("tactic", "technique", "table", "tag")
 
 
-def feed_conditions(query: FeedQuery, skip: str | None = None) -> list[ColumnElement[bool]]:
+def feed_conditions(
+    query: FeedQuery, dialect: str, skip: str | None = None
+) -> list[ColumnElement[bool]]:
     """Return the WHERE conditions for a feed query, leaving out the facet named ``skip``."""
     conditions: list[ColumnElement[bool]] = []
     for name, column in _COLUMN_FACETS.items():
@@ -38,9 +41,21 @@ def feed_conditions(query: FeedQuery, skip: str | None = None) -> list[ColumnEle
                 conditions.append(_has_facet(name, value))
     if query.official is not None and skip != "official":
         conditions.append(rules.c.official.is_(query.official))
-    for word in query.text.lower().split():
-        conditions.append(rules.c.search_text.contains(word, autoescape=True))
+    if query.my_tables is not None:
+        conditions.append(_runnable_with(query.my_tables))
+    matching = search.match_condition(dialect, query.text)
+    if matching is not None:
+        conditions.append(matching)
     return conditions
+
+
+def _runnable_with(tables: list[str]) -> ColumnElement[bool]:
+    """Select rules every table of which is in ``tables`` (rules naming no table pass)."""
+    lowered = [t.lower() for t in tables]
+    missing = select(rule_facets.c.rule_key).where(
+        rule_facets.c.facet == "table", func.lower(rule_facets.c.value).not_in(lowered)
+    )
+    return rules.c.key.not_in(missing)
 
 
 def _has_facet(name: str, value: str) -> ColumnElement[bool]:
@@ -50,7 +65,11 @@ def _has_facet(name: str, value: str) -> ColumnElement[bool]:
     return rules.c.key.in_(linked)
 
 
-def _order(query: FeedQuery) -> list[Any]:
+def _order(query: FeedQuery, dialect: str) -> list[Any]:
+    if query.sort in ("", "relevance"):
+        rank = search.rank_column(dialect, query.text)
+        if rank is not None:
+            return [rank, rules.c.sort_date.desc(), rules.c.key]
     if query.sort == "title":
         return [rules.c.title, rules.c.key]
     if query.sort == "severity":
@@ -65,7 +84,8 @@ def _order(query: FeedQuery) -> list[Any]:
 
 def feed_page(conn: Connection, query: FeedQuery, with_facets: bool = True) -> FeedPage:
     """Return one page of matching rules, newest first unless asked otherwise."""
-    conditions = feed_conditions(query)
+    dialect = conn.dialect.name
+    conditions = feed_conditions(query, dialect)
     where = and_(*conditions) if conditions else None
     total_query = select(func.count()).select_from(rules)
     page_query: Select[Any] = select(rules.c.doc, rules.c.key, rules.c.stale_reason)
@@ -76,11 +96,12 @@ def feed_page(conn: Connection, query: FeedQuery, with_facets: bool = True) -> F
     per_page = max(1, min(query.per_page, 500))
     page = max(1, query.page)
     rows = conn.execute(
-        page_query.order_by(*_order(query)).limit(per_page).offset((page - 1) * per_page)
+        page_query.order_by(*_order(query, dialect)).limit(per_page).offset((page - 1) * per_page)
     ).all()
     result = FeedPage(
         rules=[_rule_from_row(row) for row in rows], total=total, page=page, per_page=per_page
     )
+    result.snippets = search.snippets(conn, [r.key for r in result.rules], query.text)
     if with_facets:
         result.facets = facet_counts(conn, query)
     return result
@@ -91,10 +112,10 @@ def facet_counts(conn: Connection, query: FeedQuery) -> dict[str, list[tuple[str
     counts: dict[str, list[tuple[str, int]]] = {}
     for name, column in _COLUMN_FACETS.items():
         stmt = select(column, func.count()).where(column.is_not(None)).group_by(column)
-        stmt = _filtered(stmt, feed_conditions(query, skip=name))
+        stmt = _filtered(stmt, feed_conditions(query, conn.dialect.name, skip=name))
         counts[name] = _sorted_counts(conn.execute(stmt).all())
     stmt = select(rules.c.official, func.count()).group_by(rules.c.official)
-    stmt = _filtered(stmt, feed_conditions(query, skip="official"))
+    stmt = _filtered(stmt, feed_conditions(query, conn.dialect.name, skip="official"))
     counts["official"] = [
         ("official" if value else "community", count) for value, count in conn.execute(stmt)
     ]
@@ -105,7 +126,7 @@ def facet_counts(conn: Connection, query: FeedQuery) -> dict[str, list[tuple[str
             .where(rule_facets.c.facet == name)
             .group_by(rule_facets.c.value)
         )
-        stmt = _filtered(stmt, feed_conditions(query, skip=name))
+        stmt = _filtered(stmt, feed_conditions(query, conn.dialect.name, skip=name))
         counts[name] = _sorted_counts(conn.execute(stmt).all())
     return counts
 
@@ -181,5 +202,36 @@ def technique_counts(conn: Connection, query: FeedQuery) -> dict[str, int]:
         .where(rule_facets.c.facet == "technique")
         .group_by(rule_facets.c.value)
     )
-    stmt = _filtered(stmt, feed_conditions(query, skip="technique"))
+    stmt = _filtered(stmt, feed_conditions(query, conn.dialect.name, skip="technique"))
     return {str(value): int(count) for value, count in conn.execute(stmt)}
+
+
+def technique_coverage(conn: Connection, query: FeedQuery) -> dict[str, dict[str, int]]:
+    """Count matching rules per technique: all, detections, hunting queries, deprecated.
+
+    A technique whose rules are all hunting queries, or all deprecated, is a gap for a SOC
+    that needs alerts; the coverage page lists those.
+    """
+    deprecated = case((rules.c.status == "deprecated", 1), else_=0)
+    hunting = case((rules.c.kind == "hunting", 1), else_=0)
+    stmt = (
+        select(
+            rule_facets.c.value,
+            func.count(),
+            func.sum(hunting),
+            func.sum(deprecated),
+        )
+        .join(rules, rules.c.key == rule_facets.c.rule_key)
+        .where(rule_facets.c.facet == "technique")
+        .group_by(rule_facets.c.value)
+    )
+    stmt = _filtered(stmt, feed_conditions(query, conn.dialect.name, skip="technique"))
+    return {
+        str(value): {
+            "rules": int(total),
+            "hunting": int(hunt or 0),
+            "detection": int(total) - int(hunt or 0),
+            "deprecated": int(dep or 0),
+        }
+        for value, total, hunt, dep in conn.execute(stmt)
+    }

@@ -87,7 +87,11 @@ class FeedQuery:
     table: list[str] = field(default_factory=list)
     tag: list[str] = field(default_factory=list)
     official: bool | None = None
-    sort: str = "newest"  # newest, severity, title
+    # "My data sources": when set, only rules whose every table or data source is in this
+    # list (case-insensitive) match, i.e. the rules a SOC collecting these can run.
+    my_tables: list[str] | None = None
+    # "relevance" (the default when there is search text), "newest", "severity" or "title".
+    sort: str = ""
     page: int = 1
     per_page: int = 50
 
@@ -101,6 +105,8 @@ class FeedPage:
     page: int
     per_page: int
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # Excerpts of the best matching field per rule key, matches between search.START/END.
+    snippets: dict[str, str] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:

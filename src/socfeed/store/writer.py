@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from socfeed.errors import ParseError
 from socfeed.model import Rule
+from socfeed.store import search
 from socfeed.store.history import record_versions
 from socfeed.store.records import SaveResult, SourceRecord
 from socfeed.store.schema import parse_errors, rule_facets, rules, sources
@@ -105,6 +106,7 @@ def _kept_rules(conn: Connection, source: str, paths: set[str]) -> list[tuple[st
 
 
 def _delete_source_rows(conn: Connection, source: str, keep: list[str]) -> None:
+    search.unindex_source(conn, source, keep)
     keys_query = select(rules.c.key).where(rules.c.source == source)
     if keep:
         keys_query = keys_query.where(rules.c.key.not_in(keep))
@@ -130,6 +132,7 @@ def _insert_rules(conn: Connection, batch: Sequence[Rule]) -> None:
     if not batch:
         return
     conn.execute(insert(rules), [_rule_row(rule) for rule in batch])
+    search.index_rows(conn, batch)
     facet_rows = [row for rule in batch for row in _facet_rows(rule)]
     if facet_rows:
         conn.execute(insert(rule_facets), facet_rows)
