@@ -11,7 +11,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,build]"
 
 .venv/bin/ruff check src tests scripts bench
 .venv/bin/python -m pytest "$@"

@@ -289,6 +289,50 @@ def search(
 
 
 @app.command()
+def export(
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv, jsonl, navigator, stix or atom.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write [default: stdout].")
+    ] = None,
+    text: Annotated[str, typer.Option("--query", "-q", help="Search text.")] = "",
+    source: Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="kql, sigma, spl, eql, ...")] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="informational ... critical.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="detection or hunting.")] = None,
+    technique: Annotated[list[str] | None, typer.Option(help="ATT&CK id, e.g. T1566.")] = None,
+    table: Annotated[list[str] | None, typer.Option(help="Table or data source name.")] = None,
+    base_url: Annotated[
+        str, typer.Option(help="Where the feed is served, for links to rule pages.")
+    ] = "http://127.0.0.1:8000",
+    db: DbOption = None,
+) -> None:
+    """Export the rules matching the filters as CSV, JSON Lines, Navigator, STIX or Atom."""
+    from socfeed.export import ExportContext, export_names, export_rules
+
+    if fmt not in export_names():
+        fail(f"unknown export format {fmt!r}; use one of {', '.join(export_names())}")
+    filters = _filters(source, language, severity, kind, technique, table)
+    query = FeedQuery(text=text, **filters)
+    store = store_for(db)
+    context = ExportContext(base_url=base_url.rstrip("/"))
+    try:
+        if output is None:
+            written = export_rules(store, query, fmt, sys.stdout, context)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as stream:
+                written = export_rules(store, query, fmt, stream, context)
+    except BrokenPipeError:
+        # The reader of stdout (head, less) closed early; that is not an error.
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    except OSError as exc:
+        fail(f"cannot write {output or 'stdout'}: {exc.strerror}")
+    err.print(f"exported {written} rules as {fmt}", highlight=False)
+
+
+@app.command()
 def show(
     rule: Annotated[str, typer.Argument(help="Rule key, rule id or file path (suffix).")],
     db: DbOption = None,
