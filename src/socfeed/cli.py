@@ -87,12 +87,22 @@ def update(
         Path | None,
         typer.Option(envvar="SOCFEED_MIRROR", help="Read every source from DIR/<source name>."),
     ] = None,
+    attack_stix: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SOCFEED_ATTACK_STIX",
+            help="URL or file of the Enterprise ATT&CK STIX bundle, or 'none' "
+            "[default: MITRE's attack-stix-data].",
+        ),
+    ] = None,
     config: ConfigOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Fetch every enabled source (or the named ones), parse, enrich and store its rules."""
+    from socfeed.attack.knowledge import KnowledgeBase
+    from socfeed.attack.refresh import refresh_index
     from socfeed.config import load_settings
     from socfeed.enrich import Enricher
     from socfeed.enrich.crosslinks import refresh_links
@@ -105,6 +115,9 @@ def update(
         if mirror is not None:
             settings = dataclasses.replace(settings, mirror_dir=mirror)
         store = store_for(settings.db)
+        index_path, attack_note = refresh_index(attack_stix)
+        err.print(attack_note, highlight=False)
+        knowledge_base = KnowledgeBase(index_path)
         llm_settings = load_llm_settings()
         generator = LlmGenerator(llm_settings, store.engine) if llm_settings else None
         with _progress() as bars:
@@ -113,7 +126,7 @@ def update(
                 store,
                 names=source or [],
                 path=path,
-                enricher=Enricher(generator=generator),
+                enricher=Enricher(knowledge_base, generator),
                 progress=bars,
             )
         links = refresh_links(store)
@@ -397,6 +410,55 @@ def sources(db: DbOption = None, as_json: JsonOption = False) -> None:
             commit,
             r.retrieved_at,
         )
+    out.print(view)
+
+
+attack_app = typer.Typer(help="Build the ATT&CK index and report how rules map to it.")
+app.add_typer(attack_app, name="attack")
+
+
+@attack_app.command("build")
+def attack_build(
+    stix: Annotated[Path, typer.Option(help="Enterprise ATT&CK STIX bundle file.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Index file to write [default: the user data folder].")
+    ] = None,
+) -> None:
+    """Rebuild the compact ATT&CK index from a STIX bundle file."""
+    from socfeed.attack.refresh import build_index_from_bundle
+
+    try:
+        path = build_index_from_bundle(stix, output)
+    except SocfeedError as exc:
+        fail(str(exc))
+    out.print(f"ATT&CK index written to {path}", highlight=False)
+
+
+@attack_app.command("report")
+def attack_report(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Count, per source, how the rules' technique ids resolved: ok, revoked, unknown..."""
+    from collections import Counter, defaultdict
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for rule in store_for(db).iter_rules():
+        enrichment = rule.extra.get("enrichment") or {}
+        resolutions = enrichment.get("resolutions", [])
+        counts[rule.source]["rules"] += 1
+        if not resolutions:
+            counts[rule.source]["no ids"] += 1
+        for resolution in resolutions:
+            counts[rule.source][resolution["status"]] += 1
+    statuses = ["rules", "no ids", "ok", "revoked", "deprecated", "unknown", "invalid"]
+    if as_json:
+        payload = {source: dict(counter) for source, counter in sorted(counts.items())}
+        out.print_json(json.dumps(payload))
+        return
+    view = Table(title="technique ids by resolution")
+    view.add_column("source")
+    for status in statuses:
+        view.add_column(status, justify="right")
+    for source, counter in sorted(counts.items()):
+        view.add_row(source, *(str(counter[s]) for s in statuses))
     out.print(view)
 
 

@@ -22,7 +22,9 @@ _RULE_ID_NAMESPACE = uuid.UUID("5d1f2b8e-3c4a-4e0b-9a57-0c6f2f1f7a10")
 class DataSource:
     """A table, log source, index or data source definition a rule reads."""
 
-    kind: str  # "table", "logsource", "index", "integration", "splunk_data_source", "connector"
+    # "table", "logsource", "index", "integration", "splunk_data_source", "connector",
+    # "asim_parser", "watchlist" or "function"
+    kind: str
     name: str
     note: str = ""
     custom: bool = False

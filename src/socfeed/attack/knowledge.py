@@ -291,10 +291,16 @@ _default: KnowledgeBase | None = None
 
 
 def default_knowledge_base() -> KnowledgeBase:
-    """Return the shared knowledge base over the committed index (or the one swapped in)."""
+    """Return the shared knowledge base (or the one swapped in).
+
+    It reads the index built from the latest STIX bundle when ``socfeed update`` or
+    ``socfeed attack build`` wrote one, else the fallback index committed in the package.
+    """
     global _default
     if _default is None:
-        _default = KnowledgeBase()
+        from socfeed.attack.refresh import current_index_path
+
+        _default = KnowledgeBase(current_index_path())
     return _default
 
 
