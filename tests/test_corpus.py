@@ -83,3 +83,37 @@ def test_feed_filters_on_real_data(corpus_store: Store) -> None:
     assert page.total > 0
     assert all("T1566" in r.techniques for r in page.rules)
     assert all(r.language == "kql" for r in page.rules)
+
+
+def test_every_rule_enriched(corpus_store: Store) -> None:
+    statuses = {"ok", "revoked", "deprecated", "unknown", "invalid"}
+    count = 0
+    for rule in corpus_store.iter_rules():
+        count += 1
+        enrichment = rule.extra.get("enrichment")
+        assert enrichment, rule.key
+        assert enrichment["hypothesis"]["text"].strip(), rule.key
+        assert enrichment["false_positives"]["text"].strip(), rule.key
+        assert enrichment["confidence"]["level"] in {"high", "medium", "low"}, rule.key
+        assert enrichment["confidence"]["reasons"], rule.key
+        assert rule.severity is not None, rule.key
+        assert all(d.note for d in rule.data_sources), rule.key
+        assert {r["status"] for r in enrichment["resolutions"]} <= statuses, rule.key
+        known = {t["id"] for t in enrichment["techniques"]}
+        assert known == set(rule.techniques), rule.key
+    assert count > 9000
+
+
+def test_revoked_elastic_id_mapped(corpus_store: Store) -> None:
+    page = corpus_store.feed(FeedQuery(source=["elastic-detection-rules"], per_page=500))
+    revoked = []
+    for rule in corpus_store.iter_rules():
+        for resolution in (rule.extra.get("enrichment") or {}).get("resolutions", []):
+            if resolution["status"] == "revoked" and resolution["original"] == "T1086":
+                revoked.append((rule, resolution))
+    assert page.total > 0
+    assert revoked, "no Elastic rule maps the revoked PowerShell id T1086"
+    rule, resolution = revoked[0]
+    assert resolution["replacement"] == "T1059.001"
+    assert "T1059.001" in rule.techniques
+    assert "T1086" not in rule.techniques

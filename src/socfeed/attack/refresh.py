@@ -76,7 +76,7 @@ def refresh_index(setting: str | None = None) -> tuple[Path, str]:
             bundle = Path(source).expanduser()
         path = build_index_from_bundle(bundle)
     except AttackDataError as exc:
-        log.warning("ATT&CK refresh failed: %s", exc)
+        log.info("ATT&CK refresh failed: %s", exc)
         fallback = current_index_path()
         return fallback, f"ATT&CK bundle not refreshed ({exc}); using {fallback}"
     return path, f"ATT&CK index rebuilt from {source}"
