@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from sqlalchemy import text
 
 from socfeed.errors import Location, ParseError
 from socfeed.model import DataSource, Rule
-from socfeed.store import FeedQuery, SourceRecord, Store
+from socfeed.store import FeedQuery, SourceRecord, Store, open_store
+
+PG_URL = os.environ.get("SOCFEED_TEST_PG_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Return an empty store on SQLite, and on PostgreSQL when SOCFEED_TEST_PG_URL is set."""
+    if request.param == "sqlite":
+        opened = open_store(tmp_path / "socfeed.db")
+    else:
+        if not PG_URL:
+            pytest.skip("SOCFEED_TEST_PG_URL not set (scripts/start-test-postgres.sh sets it)")
+        opened = open_store(PG_URL)
+        with opened.engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        opened.close()
+        opened = open_store(PG_URL)
+    yield opened
+    opened.close()
 
 
 def make_rule(path: str, rule_id: str, title: str, **fields: object) -> Rule:
@@ -220,11 +245,11 @@ def test_search_ranks_title_match_first(store: Store) -> None:
     page = store.feed(FeedQuery(text="kerberoast"))
 
     assert [r.title for r in page.rules] == ["Kerberoast request", "Other rule"]
-    assert page.snippets["demo:2"] == "\x02Kerberoast\x03 request"
+    assert page.snippets["demo:2"].startswith("\x02Kerberoast\x03 request")
 
 
 def test_search_text_with_fts_syntax_is_literal(store: Store) -> None:
     store.replace_source(record(), [make_rule("a.yaml", "1", "A rule")], [])
 
-    for text in ['"', "title:x", "NEAR(a b)", "a OR", "*", "T1059.001 AND"]:
-        assert store.feed(FeedQuery(text=text)).total >= 0
+    for typed in ['"', "title:x", "NEAR(a b)", "a OR", "*", "T1059.001 AND"]:
+        assert store.feed(FeedQuery(text=typed)).total >= 0

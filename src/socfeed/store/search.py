@@ -160,7 +160,15 @@ def snippets(conn: Connection, keys: Sequence[str], query_text: str) -> dict[str
         options = f"StartSel={START}, StopSel={END}, MaxWords=24, MinWords=8"
         stmt = select(
             rules.c.key,
-            func.ts_headline("simple", rules.c.search_text, _pg_query(query_text), options),
+            func.ts_headline(
+                "simple",
+                literal_column(
+                    "concat_ws(' ', rules.title, (rules.doc::json)->>'description', "
+                    "(rules.doc::json)->>'query')"
+                ),
+                _pg_query(query_text),
+                options,
+            ),
         ).where(rules.c.key.in_(keys))
         return {key: excerpt for key, excerpt in conn.execute(stmt)}
     return {}
