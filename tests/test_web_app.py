@@ -112,20 +112,75 @@ def sentinel_rule() -> Rule:
         official=True,
         extra={
             "queryFrequency": "1h",
-            "enrichment": {
-                "hunt_hypothesis": {
-                    "text": "An attacker reuses a stolen account on the appliance.",
-                    "origin": "template",
-                },
-                "false_positive_guidance": {
-                    "text": "Backup jobs log on at night.",
-                    "origin": "model",
-                    "model": "demo-model",
-                },
-                "confidence": "medium",
+            "enrichment": sentinel_enrichment(),
+            "first_seen": "2026-10-01T10:00:00Z",
+            "changed_at": "2026-11-01T10:00:00Z",
+            "change": {
+                "status": "changed",
+                "since": "2026-10-01T10:00:00Z",
+                "fields": ["query", "severity"],
             },
         },
     )
+
+
+def sentinel_enrichment() -> dict[str, Any]:
+    """The enrichment of the KQL rule, in the shape socfeed.enrich.Enricher writes."""
+    return {
+        "version": 1,
+        "attack_version": "19.2",
+        "techniques": [
+            {
+                "id": "T1078",
+                "known": True,
+                "name": "Valid Accounts",
+                "tactics": ["Initial Access", "Persistence"],
+                "platforms": ["Windows", "Linux"],
+                "summary": "Adversaries may obtain and abuse credentials of existing accounts.",
+                "detection": "Watch for logons at odd hours from new places.",
+                "data_components": ["Logon Session Creation"],
+                "deprecated": False,
+                "url": "https://attack.mitre.org/techniques/T1078",
+            }
+        ],
+        "resolutions": [
+            {
+                "original": "T1078",
+                "id": "T1078",
+                "status": "ok",
+                "replacement": None,
+                "warning": "",
+            },
+            {
+                "original": "T1086",
+                "id": "T1086",
+                "status": "revoked",
+                "replacement": "T1059.001",
+                "warning": "T1086 (PowerShell) is revoked in ATT&CK 19.2; replaced by T1059.001",
+            },
+        ],
+        "unmatched_tactics": [],
+        "hypothesis": {
+            "text": "An attacker reuses a stolen account on the appliance.",
+            "origin": "template",
+            "model": "",
+        },
+        "false_positives": {
+            "text": "Backup jobs log on at night.",
+            "origin": "model",
+            "model": "demo-model",
+        },
+        "references": ["https://attack.mitre.org/techniques/T1078"],
+        "confidence": {
+            "level": "medium",
+            "from_source": ["title", "severity"],
+            "derived": ["data_sources"],
+            "inferred": ["hypothesis"],
+            "missing": ["author"],
+            "warnings": 0,
+            "reasons": ["2 fields taken from the source, 1 derived from it, 1 inferred"],
+        },
+    }
 
 
 def splunk_rules() -> list[Rule]:
@@ -206,6 +261,15 @@ def fill_store(store: Store, sample: bool = True) -> None:
 
     splunk = SourceRecord(name="splunk-security-content", format="splunk", rules=2)
     store.replace_source(splunk, splunk_rules(), [])
+
+    store.replace_links(
+        [
+            (SENTINEL_KEY, HOSTILE_KEY, "similar", 0.8, "same technique T1078 and table"),
+            (HOSTILE_KEY, SENTINEL_KEY, "similar", 0.8, "same technique T1078 and table"),
+            (HOSTILE_KEY, "sigma:filler-001", "duplicate", 1.0, "same normalized query"),
+        ]
+    )
+    store.replace_suggestions([(ODD_KEY, "T1003.001", 0.71, "demo-classifier")])
 
 
 @contextmanager

@@ -7,6 +7,7 @@ index file is logged once and not raised.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -49,8 +50,9 @@ class TechniqueInfo:
     summary: str = ""
     status: str = ""  # "ok", "revoked", "deprecated", "unknown"; empty without an index
     warning: str = ""
-    detection_strategies: list[str] = field(default_factory=list)
+    detection: str = ""  # how to detect: ATT&CK's advice, or its detection strategies
     data_components: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,8 +79,10 @@ def technique_info(technique_id: str, knowledge: KnowledgeBase | None) -> Techni
     info.name = technique.name
     info.summary = technique.summary
     info.tactics = [_tactic_name(knowledge, shortname) for shortname in technique.tactics]
-    info.detection_strategies = [f"{s.id} {s.name}" for s in technique.detection_strategies]
+    strategies = "; ".join(f"{s.id} {s.name}" for s in technique.detection_strategies)
+    info.detection = technique.detection or strategies
     info.data_components = [c.name for c in technique.data_components]
+    info.platforms = list(technique.platforms)
     return info
 
 
@@ -91,3 +95,16 @@ def tactic_info(name: str) -> TacticInfo:
     """Describe one tactic of a rule."""
     found = tactic_by_any(name)
     return TacticInfo(name=name, id=found.id if found else None, url=attack_tactic_url(name))
+
+
+def technique_names(technique_ids: Iterable[str]) -> dict[str, str]:
+    """Return the ATT&CK names of the given technique ids that the knowledge base knows."""
+    knowledge = knowledge_base()
+    if knowledge is None:
+        return {}
+    names: dict[str, str] = {}
+    for technique_id in technique_ids:
+        technique = knowledge.technique(technique_id)
+        if technique is not None:
+            names[technique_id] = technique.name
+    return names

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
@@ -19,6 +19,7 @@ from pygments.lexers import get_lexer_by_name
 
 from socfeed.attack.ids import tactic_by_any
 from socfeed.model import SEVERITIES
+from socfeed.store.search import END, START
 from socfeed.web.params import single_filter_url
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -109,10 +110,32 @@ def _lexer(name: str) -> Lexer:
     return get_lexer_by_name(name, stripnl=False)
 
 
-def highlight_code(code: str, lexer_name: str) -> Markup:
-    """Return ``code`` as highlighted HTML. Pygments escapes every token it writes."""
-    formatter = HtmlFormatter(cssclass=_HIGHLIGHT_CLASS, wrapcode=True)
+def highlight_code(code: str, lexer_name: str, line_prefix: str = "") -> Markup:
+    """Return ``code`` as highlighted HTML. Pygments escapes every token it writes.
+
+    With ``line_prefix`` each line is a span with the id ``<prefix>-<number>``, which the
+    stylesheet numbers; the numbers are not part of the text, so copying leaves them out.
+    """
+    formatter = HtmlFormatter(cssclass=_HIGHLIGHT_CLASS, wrapcode=True, linespans=line_prefix)
     return Markup(highlight(code, _lexer(lexer_name), formatter))
+
+
+def marked_snippet(snippet: str) -> Markup:
+    """Return a search excerpt as HTML: text escaped, matches in ``<mark>`` elements.
+
+    The store marks matches with the control characters START and END. Markers that pair
+    up become elements; a stray marker, which rule text itself may contain, is dropped.
+    """
+    parts: list[str] = []
+    head, *marked = snippet.split(START)
+    parts.append(str(escape(head.replace(END, ""))))
+    for chunk in marked:
+        match, found, rest = chunk.partition(END)
+        if found:
+            parts.append(f"<mark>{escape(match)}</mark>{escape(rest.replace(END, ''))}")
+        else:
+            parts.append(str(escape(match)))
+    return Markup("".join(parts))
 
 
 def highlight_css() -> str:
@@ -134,6 +157,11 @@ def _scoped_rules(css: str) -> str:
     return "\n".join(line for line in css.splitlines() if line.startswith(prefix))
 
 
+def sentence_case(text: str) -> str:
+    """Return ``text`` with its first letter upper-cased and the rest unchanged."""
+    return text[:1].upper() + text[1:]
+
+
 def build_templates() -> Jinja2Templates:
     """Create the template set: autoescape on for every template, undefined names fail."""
     env = Environment(
@@ -143,6 +171,7 @@ def build_templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["sentence"] = sentence_case
     env.globals.update(
         language_label=language_label,
         rule_path=rule_path,

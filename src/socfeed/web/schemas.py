@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from socfeed.errors import Location
 from socfeed.model import Rule
-from socfeed.store import FeedPage, SourceRecord, StoredError
+from socfeed.store import FeedPage, RuleLink, SourceRecord, StoredError, Suggestion
+from socfeed.store.search import END, START
 from socfeed.web.rendering import api_rule_path, rule_path, safe_href
 
 
@@ -26,9 +27,15 @@ class ErrorResponse(BaseModel):
     error: ApiError
 
 
+# Every JSON route can fail on a bad parameter, an unreadable store or a bug.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "Not found"},
     422: {"model": ErrorResponse, "description": "Invalid query parameter"},
+    500: {"model": ErrorResponse, "description": "Internal error"},
+    503: {"model": ErrorResponse, "description": "The rule store could not be read"},
+}
+NOT_FOUND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Not found"},
+    **ERROR_RESPONSES,
 }
 
 
@@ -88,6 +95,51 @@ class RuleOut(BaseModel):
     licence: str
     official: bool
     links: RuleLinks
+    related: list[RelatedRule] = Field(
+        description="Similar rules of other sources and exact duplicates within the source."
+    )
+    suggested_techniques: list[SuggestedTechnique] = Field(
+        description="Techniques a classifier suggests; never part of ``techniques``."
+    )
+    versions: list[RuleVersion] = Field(description="Earlier versions, newest first.")
+
+
+class RelatedRule(BaseModel):
+    """A rule linked to this one."""
+
+    key: str
+    title: str
+    source: str
+    relation: Literal["similar", "duplicate"]
+    score: float
+    reason: str
+    links: RuleLinks
+
+
+class SuggestedTechnique(BaseModel):
+    """A technique suggested by a classifier for a rule whose source maps none."""
+
+    technique: str
+    score: float
+    model: str
+
+
+class RuleVersion(BaseModel):
+    """An earlier content of a rule, replaced or retired by a later update."""
+
+    content_hash: str
+    retrieved_at: str
+    replaced_at: str
+    reason: str = Field(description="changed (a newer content replaced it) or retired.")
+
+
+class Snippet(BaseModel):
+    """An excerpt of the best matching field of a rule for the search words."""
+
+    text: str
+    matches: list[tuple[int, int]] = Field(
+        description="Start and end offsets of each match in ``text``."
+    )
 
 
 class RuleSummary(BaseModel):
@@ -111,6 +163,9 @@ class RuleSummary(BaseModel):
     tables: list[str]
     tags: list[str]
     links: RuleLinks
+    snippet: Snippet | None = Field(
+        default=None, description="Excerpt with the search matches; null without search words."
+    )
 
 
 class FacetCount(BaseModel):
@@ -121,9 +176,10 @@ class FacetCount(BaseModel):
 
 
 class PageLinks(BaseModel):
-    """API URLs of this page and its neighbours, with the same filters."""
+    """API URLs of this page and its neighbours, with the same filters, and its HTML page."""
 
     self: str
+    html: str
     next: str | None
     prev: str | None
 
@@ -183,7 +239,7 @@ class SourcesOut(BaseModel):
 
 
 class CoverageTechnique(BaseModel):
-    """Rule count of one technique under one tactic."""
+    """Rule counts of one technique, as a cell of the coverage matrix."""
 
     id: str
     name: str | None = Field(description="Null when no ATT&CK index is installed.")
@@ -195,18 +251,26 @@ class CoverageTechnique(BaseModel):
         default=None, description="The technique that replaced a revoked one."
     )
     rules: int
+    detection: int = Field(description="Rules that are detections.")
+    hunting: int = Field(description="Rules that are hunting queries.")
+    deprecated: int = Field(description="Rules whose status is deprecated.")
+    level: int = Field(description="Shade of the cell, 0 (no rule) to 5 (most rules).")
     feed: str = Field(description="Feed page listing these rules.")
+    subtechniques: list[CoverageTechnique] = Field(
+        default_factory=list, description="Sub-techniques of a technique under the same tactic."
+    )
 
 
 class CoverageTactic(BaseModel):
-    """A tactic with the techniques that rules cover under it."""
+    """A tactic of the matrix with its techniques, sub-techniques nested under their parent."""
 
     id: str
     shortname: str
     name: str
     techniques: list[CoverageTechnique]
     techniques_with_rules: int = Field(
-        description="Listed techniques that are active in the ATT&CK index (all without one)."
+        description="Active techniques and sub-techniques under this tactic that have rules "
+        "(every listed id without an ATT&CK index)."
     )
     techniques_in_attack: int | None = Field(
         description="Active techniques and sub-techniques ATT&CK lists under this tactic; "
@@ -214,15 +278,48 @@ class CoverageTactic(BaseModel):
     )
 
 
+GapKind = Literal["no rule", "hunting only", "deprecated only"]
+
+
+class CoverageGap(BaseModel):
+    """An active technique without a usable detection under the filters."""
+
+    id: str
+    name: str | None
+    tactics: list[str]
+    gap: GapKind
+    rules: int
+    hunting: int
+    deprecated: int
+    feed: str
+
+
+class CoverageLinks(BaseModel):
+    """This coverage with the same filters as JSON, as a page, as a layer and as a feed."""
+
+    self: str
+    html: str
+    navigator: str
+    feed: str
+
+
 class CoverageOut(BaseModel):
-    """Rule counts per technique, grouped by tactic in matrix order."""
+    """Rule counts per technique, grouped by tactic in matrix order, and the gaps."""
 
     grouping: str = Field(description="How techniques were placed under tactics.")
     attack_version: str | None
     tactics: list[CoverageTactic]
+    gaps: list[CoverageGap] = Field(
+        description="Active techniques with no rule, only hunting queries or only deprecated "
+        "rules, by tactic in matrix order; empty without an ATT&CK index."
+    )
     ungrouped: list[CoverageTechnique] = Field(
         description="Techniques that could not be placed under a tactic."
     )
+    levels: list[int] = Field(
+        description="Lowest rule count of each shade from 1 up; shade 0 is no rule."
+    )
+    links: CoverageLinks
 
 
 def rule_links(rule: Rule) -> RuleLinks:
@@ -232,16 +329,65 @@ def rule_links(rule: Rule) -> RuleLinks:
     )
 
 
-def rule_out(rule: Rule) -> RuleOut:
-    """Convert a stored rule to its API document."""
-    return RuleOut(**rule.to_dict(), tables=rule.tables(), links=rule_links(rule))
+def rule_out(
+    rule: Rule,
+    links: list[RuleLink] | None = None,
+    suggestions: list[Suggestion] | None = None,
+    versions: list[dict[str, Any]] | None = None,
+) -> RuleOut:
+    """Convert a stored rule, its links, suggestions and versions to its API document."""
+    return RuleOut(
+        **rule.to_dict(),
+        tables=rule.tables(),
+        links=rule_links(rule),
+        related=[related_rule(link) for link in links or []],
+        suggested_techniques=[
+            SuggestedTechnique(technique=item.technique, score=item.score, model=item.model)
+            for item in suggestions or []
+        ],
+        versions=[RuleVersion(**version) for version in versions or []],
+    )
 
 
-def rule_summary(rule: Rule) -> RuleSummary:
+def related_rule(link: RuleLink) -> RelatedRule:
+    """Convert a stored link between rules to its API form."""
+    return RelatedRule(
+        key=link.other_key,
+        title=link.title,
+        source=link.source,
+        relation="duplicate" if link.relation == "duplicate" else "similar",
+        score=link.score,
+        reason=link.reason,
+        links=RuleLinks(
+            page=rule_path(link.other_key), api=api_rule_path(link.other_key), original=None
+        ),
+    )
+
+
+def rule_summary(rule: Rule, snippet: str | None = None) -> RuleSummary:
     """Convert a stored rule to its feed entry."""
-    fields = {name: getattr(rule, name) for name in RuleSummary.model_fields if name != "links"}
+    names = (name for name in RuleSummary.model_fields if name not in ("links", "snippet"))
+    fields = {name: getattr(rule, name) for name in names}
     fields["tables"] = rule.tables()
-    return RuleSummary(**fields, links=rule_links(rule))
+    return RuleSummary(
+        **fields, links=rule_links(rule), snippet=snippet_out(snippet) if snippet else None
+    )
+
+
+def snippet_out(marked: str) -> Snippet:
+    """Convert an excerpt with START/END markers to text and match offsets."""
+    text: list[str] = []
+    matches: list[tuple[int, int]] = []
+    head, *rest = marked.split(START)
+    text.append(head.replace(END, ""))
+    for chunk in rest:
+        match, found, after = chunk.partition(END)
+        start = sum(len(part) for part in text)
+        text.append(match)
+        if found:
+            matches.append((start, start + len(match)))
+            text.append(after.replace(END, ""))
+    return Snippet(text="".join(text), matches=matches)
 
 
 def feed_out(page: FeedPage, links: PageLinks) -> FeedOut:
@@ -255,7 +401,7 @@ def feed_out(page: FeedPage, links: PageLinks) -> FeedOut:
         page=page.page,
         pages=page.pages,
         per_page=page.per_page,
-        rules=[rule_summary(rule) for rule in page.rules],
+        rules=[rule_summary(rule, page.snippets.get(rule.key)) for rule in page.rules],
         facets=facets,
         links=links,
     )
