@@ -213,6 +213,7 @@ def test_my_data_sources_toggle(browser: Any, base_url: str) -> None:
     page, problems = open_page(browser, viewport=DESKTOP)
 
     page.goto(base_url + "/")
+    page.click("#my-data summary")
     page.fill("#my-tables", "SecurityEvent\nDemoVendorLogs_CL")
     page.click(".my-data-form button[value=save]")
     page.wait_for_load_state()

@@ -301,6 +301,16 @@ class BrokenStore(Store):
 
     feed = rule = sources = errors = technique_counts = find_rule_keys = _fail
 
+    @property
+    def engine(self) -> Any:
+        # The facet counter reads the store through its engine.
+        return _FailingEngine(self._fail)
+
+
+class _FailingEngine:
+    def __init__(self, fail: Any) -> None:
+        self.connect = fail
+
 
 class CrashingStore(BrokenStore):
     """A store that fails with an error the app does not expect."""
@@ -421,6 +431,9 @@ def test_openapi_lists_api_routes_only(web_client: TestClient) -> None:
         "/api/rules/{key}",
         "/api/sources",
         "/api/coverage",
+        "/api/export/{format}",
+        "/coverage/navigator.json",
+        "/feed.atom",
     }
 
 
@@ -429,8 +442,31 @@ def test_openapi_error_schema_is_shared(web_client: TestClient) -> None:
     responses = spec["paths"]["/api/rules"]["get"]["responses"]
 
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    assert responses["404"]["content"]["application/json"]["schema"] == error_ref
-    assert responses["422"]["content"]["application/json"]["schema"] == error_ref
+    for status in ("422", "500", "503"):
+        assert responses[status]["content"]["application/json"]["schema"] == error_ref, status
+
+
+def test_openapi_rule_not_found_documented(web_client: TestClient) -> None:
+    spec = web_client.get("/api/openapi.json").json()
+    responses = spec["paths"]["/api/rules/{key}"]["get"]["responses"]
+
+    schema = responses["404"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_openapi_export_media_types(web_client: TestClient) -> None:
+    spec = web_client.get("/api/openapi.json").json()
+    content = spec["paths"]["/api/export/{format}"]["get"]["responses"]["200"]["content"]
+
+    assert "text/csv" in content
+    assert "application/x-ndjson" in content
+
+
+def test_download_error_is_json(web_client: TestClient) -> None:
+    response = web_client.get("/coverage/navigator.json", params={"kind": "alert"})
+
+    assert response.status_code == 422
+    assert response.json()["error"]["status"] == 422
 
 
 def test_openapi_severity_enum(web_client: TestClient) -> None:

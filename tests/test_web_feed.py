@@ -84,7 +84,8 @@ def test_feed_row_shows_retrieval_date(web_client: TestClient) -> None:
 
 
 def test_feed_row_badges_link_to_filters(web_client: TestClient) -> None:
-    links = dict(anchors(web_client.get("/").text))
+    rows = web_client.get("/").text.split('<ol class="rule-list">', 1)[1].split("</ol>", 1)[0]
+    links = dict(anchors(rows))
 
     assert links["/?technique=T1059.001"] == "T1059.001"
     assert links["/?table=DemoVendorLogs_CL"] == "DemoVendorLogs_CL"
@@ -128,7 +129,7 @@ def test_api_filters(web_client: TestClient, params: dict[str, str], expected: i
 def test_page_filters_match_api(web_client: TestClient) -> None:
     html = web_client.get("/", params={"language": "spl"}).text
 
-    assert "2 rules" in html
+    assert "<strong>2</strong> rules" in html
     assert "Odd key hunting search" in html
     assert "Filler rule" not in html
 
@@ -270,5 +271,189 @@ def test_empty_store_feed(store: Store) -> None:
 
     html = client.get("/").text
 
-    assert "0 rules" in html
+    assert "<strong>0</strong> rules" in html
     assert "No rules match these filters." in html
+
+
+def test_facet_technique_named(web_client: TestClient) -> None:
+    pytest.importorskip("socfeed.attack.knowledge")
+    html = web_client.get("/").text
+
+    assert href_of(html, "T1059.001 PowerShell") == "/?technique=T1059.001"
+
+
+def test_facets_listed_on_page(web_client: TestClient) -> None:
+    html = web_client.get("/").text
+
+    for title in ("Source", "Language", "Severity", "Kind", "Maintainer", "Tactic"):
+        assert f">{title}</h3>" in html, title
+    assert ">Technique</h3>" in html
+    assert ">Table or data source</h3>" in html
+    assert ">Status</h3>" in html
+
+
+def test_api_facets_include_tags(web_client: TestClient) -> None:
+    facets = web_client.get("/api/rules").json()["facets"]
+
+    assert {"value": "attack.execution", "count": 1} in facets["tag"]
+
+
+def test_search_snippet_marks_match(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"q": "cradle"}).text
+
+    snippet = html.split('<p class="snippet">', 1)[1].split("</p>", 1)[0]
+    assert "<mark>Cradle</mark>" in snippet
+    assert "&lt;script&gt;" in snippet
+
+
+def test_api_snippet_offsets(web_client: TestClient) -> None:
+    rule = web_client.get("/api/rules", params={"q": "cradle"}).json()["rules"][0]
+
+    start, end = rule["snippet"]["matches"][0]
+    assert rule["snippet"]["text"][start:end] == "Cradle"
+
+
+def test_api_no_snippet_without_search(web_client: TestClient) -> None:
+    rule = web_client.get("/api/rules").json()["rules"][0]
+
+    assert rule["snippet"] is None
+
+
+def test_search_by_technique_id(web_client: TestClient) -> None:
+    assert api_total(web_client, q="T1078") == 1
+
+
+def test_search_by_table_name(web_client: TestClient) -> None:
+    assert api_total(web_client, q="DemoVendorLogs_CL") == 1
+
+
+def test_technique_search_offers_filter(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"q": "t1078"}).text
+
+    assert href_of(html, "Show only rules mapped to T1078") == "/?technique=T1078"
+
+
+def test_table_search_offers_filter(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"q": "securityevent"}).text
+
+    assert href_of(html, "Show only rules that read SecurityEvent") == "/?table=SecurityEvent"
+
+
+def test_relevance_is_default_with_search(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"q": "rule"}).text
+
+    assert '<option value="relevance" selected>Best match</option>' in html
+
+
+def test_newest_is_default_without_search(web_client: TestClient) -> None:
+    html = web_client.get("/").text
+
+    assert '<option value="newest" selected>Newest first</option>' in html
+
+
+@pytest.mark.parametrize(("sort", "first"), [("title", "Filler rule 000"), ("severity", HOSTILE)])
+def test_api_sort_orders(web_client: TestClient, sort: str, first: str) -> None:
+    # "<" sorts before letters, so the hostile title would come first by title; the
+    # search leaves it out to show the order of the others.
+    params = {"sort": sort} if sort == "severity" else {"sort": sort, "q": "filler"}
+    rule = web_client.get("/api/rules", params=params).json()["rules"][0]
+
+    assert rule["title"].startswith(first)
+
+
+def test_sort_kept_in_links(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"sort": "title", "per_page": "10"}).text
+
+    assert params_of(href_of(html, "Next"))["sort"] == ["title"]
+
+
+def test_mine_only_from_url(web_client: TestClient) -> None:
+    total = api_total(web_client, mine_only="true", mine="SecurityEvent,DemoVendorLogs_CL")
+
+    # Only the hostile rule reads a table that is not listed (windows/process_creation).
+    # The filler and Splunk rules name no table at all, so they run anywhere.
+    assert total == TOTAL - 1
+
+
+def test_mine_only_case_insensitive(web_client: TestClient) -> None:
+    total = api_total(web_client, mine_only="true", mine="securityevent,demovendorlogs_cl")
+
+    assert total == TOTAL - 1
+
+
+def test_mine_without_toggle_filters_nothing(web_client: TestClient) -> None:
+    assert api_total(web_client, mine="SecurityEvent") == TOTAL
+
+
+def test_mine_only_from_cookie(web_client: TestClient) -> None:
+    web_client.cookies.set("socfeed_tables", "SecurityEvent%2CDemoVendorLogs_CL")
+    try:
+        total = api_total(web_client, mine_only="true")
+    finally:
+        web_client.cookies.clear()
+
+    assert total == TOTAL - 1
+
+
+def test_url_list_overrides_cookie(web_client: TestClient) -> None:
+    web_client.cookies.set("socfeed_tables", "windows%2Fprocess_creation")
+    try:
+        total = api_total(web_client, mine_only="true", mine="SecurityEvent")
+    finally:
+        web_client.cookies.clear()
+
+    # The Sentinel rule also reads DemoVendorLogs_CL, which this list leaves out.
+    assert total == TOTAL - 2
+
+
+def test_mine_toggle_link_carries_list(web_client: TestClient) -> None:
+    web_client.cookies.set("socfeed_tables", "SecurityEvent")
+    try:
+        html = web_client.get("/").text
+    finally:
+        web_client.cookies.clear()
+
+    href = href_of(html, "Show only rules I can run")
+    assert params_of(href) == {"mine_only": ["true"], "mine": ["SecurityEvent"]}
+
+
+def test_mine_links_keep_list(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"mine_only": "true", "mine": "SecurityEvent"}).text
+
+    href = href_of(html, "community")
+    assert params_of(href)["mine"] == ["SecurityEvent"]
+
+
+def test_mine_marks_collected_tables(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"mine": "SecurityEvent"}).text
+
+    assert '"badge badge-table badge-mine"' in html
+    assert "✓ SecurityEvent" in html
+
+
+def test_mine_filter_removable(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"mine_only": "true", "mine": "SecurityEvent"}).text
+
+    href = href_of(html, "My data: runnable on my 1 data source ×")
+    assert href == "/"
+
+
+def test_export_links_keep_filters(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"source": "sigma", "page": "2"}).text
+
+    assert href_of(html, "CSV") == "/api/export/csv?source=sigma"
+    assert href_of(html, "Atom feed") == "/feed.atom?source=sigma"
+    assert href_of(html, "ATT&CK Navigator layer") == "/api/export/navigator?source=sigma"
+
+
+def test_feed_links_atom_in_head(web_client: TestClient) -> None:
+    html = web_client.get("/", params={"kind": "hunting"}).text
+
+    assert 'type="application/atom+xml"' in html
+    assert 'href="/feed.atom?kind=hunting"' in html
+
+
+def test_api_links_html_twin(web_client: TestClient) -> None:
+    body = web_client.get("/api/rules", params={"kind": "hunting"}).json()
+
+    assert body["links"]["html"] == "/?kind=hunting"

@@ -8,8 +8,12 @@ from socfeed.store import FeedQuery
 from socfeed.web.params import (
     feed_query,
     feed_url,
+    filters_only,
     query_params,
     single_filter_url,
+    split_tables,
+    tables_cookie_value,
+    tables_from_cookie,
     with_page,
     with_value,
     without_value,
@@ -103,3 +107,50 @@ def test_single_filter_url() -> None:
 def test_with_value_rejects_other_fields() -> None:
     with pytest.raises(ValueError, match="not a list filter"):
         with_value(FeedQuery(), "page", "2")
+
+
+def test_feed_query_sort_default_empty() -> None:
+    assert feed_query().sort == ""
+
+
+def test_feed_query_mine_only_uses_url_list() -> None:
+    query = feed_query(mine=["SecurityEvent, SigninLogs"], mine_only=True, socfeed_tables="X")
+
+    assert query.my_tables == ["SecurityEvent", "SigninLogs"]
+
+
+def test_feed_query_mine_only_uses_cookie() -> None:
+    query = feed_query(mine_only=True, socfeed_tables="SecurityEvent%2CAuditLogs")
+
+    assert query.my_tables == ["SecurityEvent", "AuditLogs"]
+
+
+def test_feed_query_list_without_toggle() -> None:
+    assert feed_query(mine=["SecurityEvent"]).my_tables is None
+
+
+def test_split_tables_separators() -> None:
+    assert split_tables(["a, b\nc", " a ", ""]) == ["a", "b", "c"]
+
+
+def test_tables_cookie_round_trip() -> None:
+    tables = ["SecurityEvent", "windows/process_creation", "Sysmon EventID 1"]
+
+    assert tables_from_cookie(tables_cookie_value(tables)) == tables
+
+
+def test_tables_cookie_too_long() -> None:
+    with pytest.raises(ValueError, match="shorten the list"):
+        tables_cookie_value([f"Table_{number:05d}_CL" for number in range(300)])
+
+
+def test_query_params_write_my_tables() -> None:
+    query = FeedQuery(my_tables=["SecurityEvent", "SigninLogs"])
+
+    assert query_params(query) == [("mine_only", "true"), ("mine", "SecurityEvent,SigninLogs")]
+
+
+def test_filters_only_drops_order_and_page() -> None:
+    query = FeedQuery(source=["sigma"], sort="title", page=3, per_page=10)
+
+    assert feed_url(filters_only(query)) == "/?source=sigma"

@@ -98,7 +98,7 @@ def tactic_info(name: str) -> TacticInfo:
 
 
 def technique_names(technique_ids: Iterable[str]) -> dict[str, str]:
-    """Return the ATT&CK names of the given technique ids that the knowledge base knows."""
+    """Return the ATT&CK names of those technique ids that the knowledge base contains."""
     knowledge = knowledge_base()
     if knowledge is None:
         return {}

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TextIO, cast
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
@@ -156,7 +156,7 @@ def put(
     item: bytes | BaseException | None,
     stop: threading.Event,
 ) -> None:
-    """Put ``item`` on the queue, waiting while it is full; raise _Stopped when told to stop."""
+    """Put ``item`` on the queue, waiting while it is full; raise _Stopped once ``stop`` is set."""
     waited = 0.0
     while not stop.is_set():
         try:
@@ -183,7 +183,8 @@ def _start_export(
     def run() -> None:
         writer = _QueueWriter(chunks, stop)
         try:
-            export_rules(store, query, name, writer, context)
+            # _QueueWriter implements the write() that exporters call on a TextIO.
+            export_rules(store, query, name, cast(TextIO, writer), context)
             writer.flush()
             put(chunks, None, stop)
         except _Stopped:

@@ -196,10 +196,10 @@ def _facet_label(name: str, value: str, names: dict[str, str]) -> str:
 
 
 def _official_value(query: FeedQuery, value: str, count: int) -> FacetValue:
-    wanted = value == "official"
-    active = query.official is wanted
-    target = without_official(query) if active else with_official(query, wanted)
-    label = "official (vendor)" if wanted else "community"
+    is_official = value == "official"
+    active = query.official is is_official
+    target = without_official(query) if active else with_official(query, is_official)
+    label = "official (vendor)" if is_official else "community"
     return FacetValue(value=value, label=label, count=count, active=active, url=feed_url(target))
 
 

@@ -114,7 +114,7 @@ def highlight_code(code: str, lexer_name: str, line_prefix: str = "") -> Markup:
     """Return ``code`` as highlighted HTML. Pygments escapes every token it writes.
 
     With ``line_prefix`` each line is a span with the id ``<prefix>-<number>``, which the
-    stylesheet numbers; the numbers are not part of the text, so copying leaves them out.
+    stylesheet numbers. The numbers are not part of the text, so copying leaves them out.
     """
     formatter = HtmlFormatter(cssclass=_HIGHLIGHT_CLASS, wrapcode=True, linespans=line_prefix)
     return Markup(highlight(code, _lexer(lexer_name), formatter))

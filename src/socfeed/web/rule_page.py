@@ -11,7 +11,7 @@ from socfeed.store import Store
 from socfeed.web.deps import StoreDep
 from socfeed.web.rendering import api_rule_path, render
 from socfeed.web.rule_view import build_view
-from socfeed.web.schemas import ERROR_RESPONSES, RuleOut, rule_out
+from socfeed.web.schemas import NOT_FOUND_RESPONSES, RuleOut, rule_out
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def rule_page(key: str, request: Request, store: StoreDep) -> HTMLResponse:
 
 
 @router.get(
-    "/api/rules/{key:path}", response_model=RuleOut, responses=ERROR_RESPONSES, tags=["rules"]
+    "/api/rules/{key:path}", response_model=RuleOut, responses=NOT_FOUND_RESPONSES, tags=["rules"]
 )
 def api_rule(key: str, store: StoreDep) -> RuleOut:
     """Return one rule with every field of the normalized model, its links and history."""

@@ -1,7 +1,7 @@
 """What the rule page shows, computed from a stored rule, its enrichment and its links.
 
 The enrichment is ``rule.extra["enrichment"]`` as ``socfeed.enrich.Enricher`` writes it.
-Rules stored before that step ran have none; the page then says so and takes technique
+Rules stored before that step ran have none. The page then states that and takes technique
 names from the ATT&CK knowledge base.
 """
 
@@ -34,7 +34,7 @@ MAX_SIMILAR = 5
 
 @dataclass
 class EnrichedText:
-    """A generated or copied text and the label that says who wrote it."""
+    """A generated or copied text and the label of who wrote it."""
 
     text: str
     origin: str = ""
