@@ -91,10 +91,14 @@ def query_parameters(query: FeedQuery) -> list[tuple[str, str]]:
         pairs.append(("q", query.text.strip()))
     for item in fields(query):
         value = getattr(query, item.name)
-        if isinstance(value, list):
+        if isinstance(value, list) and item.name != "my_tables":
             pairs.extend((item.name, str(entry)) for entry in value)
     if query.official is not None:
         pairs.append(("official", "true" if query.official else "false"))
+    if query.my_tables is not None:
+        # The feed page reads the data-source filter as a comma list plus a toggle.
+        pairs.append(("mine_only", "true"))
+        pairs.append(("mine", ",".join(query.my_tables)))
     return pairs
 
 

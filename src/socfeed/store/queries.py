@@ -65,11 +65,9 @@ def _has_facet(name: str, value: str) -> ColumnElement[bool]:
     return rules.c.key.in_(linked)
 
 
-def _order(query: FeedQuery, dialect: str) -> list[Any]:
-    if query.sort in ("", "relevance"):
-        rank = search.rank_column(dialect, query.text)
-        if rank is not None:
-            return [rank, rules.c.sort_date.desc(), rules.c.key]
+def _order(query: FeedQuery, rank: Any | None) -> list[Any]:
+    if query.sort in ("", "relevance") and rank is not None:
+        return [rank, rules.c.sort_date.desc(), rules.c.key]
     if query.sort == "title":
         return [rules.c.title, rules.c.key]
     if query.sort == "severity":
@@ -95,8 +93,13 @@ def feed_page(conn: Connection, query: FeedQuery, with_facets: bool = True) -> F
     total = conn.execute(total_query).scalar_one()
     per_page = max(1, min(query.per_page, 500))
     page = max(1, query.page)
+    rank_join, rank = (None, None)
+    if query.sort in ("", "relevance"):
+        rank_join, rank = search.ranked(dialect, query.text)
+    if rank_join is not None:
+        page_query = page_query.join(rank_join, rank_join.c.key == rules.c.key)
     rows = conn.execute(
-        page_query.order_by(*_order(query, dialect)).limit(per_page).offset((page - 1) * per_page)
+        page_query.order_by(*_order(query, rank)).limit(per_page).offset((page - 1) * per_page)
     ).all()
     result = FeedPage(
         rules=[_rule_from_row(row) for row in rows], total=total, page=page, per_page=per_page

@@ -127,20 +127,25 @@ def match_condition(dialect: str, query_text: str) -> ColumnElement[bool] | None
     return and_(*[rules.c.search_text.contains(w, autoescape=True) for w in words(query_text)])
 
 
-def rank_column(dialect: str, query_text: str) -> Any | None:
-    """Return an expression to ORDER BY, best match first, or None where not supported."""
+def ranked(dialect: str, query_text: str) -> tuple[Any | None, Any | None]:
+    """Return (subquery to join on ``key``, expression to ORDER BY), best match first.
+
+    SQLite ranks with bm25 over the FTS5 table (title weighted most, then tags and ids,
+    then description, then query), joined once rather than matched again per row. Both
+    parts are None when the text has no words or the database has no ranking.
+    """
     if not words(query_text):
-        return None
+        return None, None
     if dialect == "sqlite":
-        ranked = text(
+        scored = text(
             "SELECT key, bm25(rules_fts, 0.0, 10.0, 4.0, 1.0, 6.0) AS score "
             "FROM rules_fts WHERE rules_fts MATCH :fts"
         ).bindparams(fts=fts5_query(query_text))
-        sub = ranked.columns(column("key", String), column("score", Float)).subquery()
-        return select(sub.c.score).where(sub.c.key == rules.c.key).scalar_subquery().asc()
+        sub = scored.columns(column("key", String), column("score", Float)).subquery("ranked")
+        return sub, sub.c.score.asc()
     if dialect == "postgresql":
-        return func.ts_rank(_pg_vector(), _pg_query(query_text)).desc()
-    return None
+        return None, func.ts_rank(_pg_vector(), _pg_query(query_text)).desc()
+    return None, None
 
 
 def snippets(conn: Connection, keys: Sequence[str], query_text: str) -> dict[str, str]:
@@ -148,14 +153,24 @@ def snippets(conn: Connection, keys: Sequence[str], query_text: str) -> dict[str
     if not keys or not words(query_text):
         return {}
     if conn.dialect.name == "sqlite":
+        # One excerpt per column (1 title, 2 description, 3 query, 4 tags and ids); the
+        # description or query explains a hit better than the title the row already shows.
+        columns = ", ".join(
+            f"snippet(rules_fts, {index}, :start, :end, '…', 24) AS c{index}"
+            for index in (1, 2, 3, 4)
+        )
         stmt = text(
-            "SELECT key, snippet(rules_fts, -1, :start, :end, '…', 24) AS excerpt "
-            "FROM rules_fts WHERE rules_fts MATCH :fts AND key IN :keys"
+            f"SELECT key, {columns} FROM rules_fts WHERE rules_fts MATCH :fts AND key IN :keys"
         ).bindparams(bindparam("keys", expanding=True))
         rows = conn.execute(
             stmt, {"start": START, "end": END, "fts": fts5_query(query_text), "keys": list(keys)}
         )
-        return {row.key: row.excerpt for row in rows}
+        excerpts: dict[str, str] = {}
+        for row in rows:
+            marked = [c for c in (row.c2, row.c3, row.c1, row.c4) if c and START in c]
+            if marked:
+                excerpts[row.key] = marked[0]
+        return excerpts
     if conn.dialect.name == "postgresql":
         options = f"StartSel={START}, StopSel={END}, MaxWords=24, MinWords=8"
         stmt = select(
