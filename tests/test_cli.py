@@ -132,3 +132,17 @@ def test_update_missing_path_fails(env: dict[str, str], tmp_path: Path) -> None:
 
     assert code == 1
     assert "not found" in stderr
+
+
+def test_build_site_writes_rule_pages(env: dict[str, str], tmp_path: Path) -> None:
+    ingest_fixture()
+    target = tmp_path / "site"
+
+    code, stdout, stderr = run("build-site", str(target), "--workers", "1", "--json")
+
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["failed"] == []
+    assert report["rules"] >= 1
+    assert (target / "index.html").is_file()
+    assert (target / "search" / "index.html").is_file()

@@ -413,6 +413,80 @@ def sources(db: DbOption = None, as_json: JsonOption = False) -> None:
     out.print(view)
 
 
+@app.command("build-site")
+def build_site_command(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the site into.")],
+    base_path: Annotated[str, typer.Option(help="URL path the site is served under.")] = "/",
+    origin: Annotated[
+        str, typer.Option(help="Site origin, e.g. https://rules.example.org, for Atom links.")
+    ] = "",
+    feed_pages: Annotated[int, typer.Option(help="Feed pages to render, newest first.")] = 20,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes rendering rule pages [default: CPU count].")
+    ] = None,
+    file_links: Annotated[
+        bool, typer.Option(help="Link to index.html files, for hosts that serve no folders.")
+    ] = False,
+    search_query_text: Annotated[
+        bool, typer.Option(help="Also index query text for the static search (larger index).")
+    ] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Write the whole feed as a static site (pages, JSON, Atom, search) for any web host."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from socfeed.site import build_site
+
+    setup_logging(debug)
+    store = store_for(db)
+    columns = ("pages", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("pages", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = build_site(
+                store,
+                directory,
+                base_path=base_path,
+                origin=origin,
+                feed_pages=feed_pages,
+                directory_urls=not file_links,
+                search_query_text=search_query_text,
+                workers=workers,
+                progress=advance,
+            )
+    except SocfeedError as exc:
+        if debug:
+            raise
+        fail(str(exc))
+    summary = {
+        "path": str(report.path),
+        "pages": report.pages,
+        "rules": report.rules,
+        "files": report.files,
+        "bytes": report.bytes,
+        "seconds": round(report.seconds, 1),
+        "failed": report.failed,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"site written to {report.path}: {report.pages} pages, {report.rules} rules, "
+            f"{report.files} files, {report.bytes / 1e6:.1f} MB in {report.seconds:.0f} s",
+            highlight=False,
+        )
+        for failure in report.failed:
+            err.print(f"[red]failed:[/] {failure}", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 attack_app = typer.Typer(help="Build the ATT&CK index and report how rules map to it.")
 app.add_typer(attack_app, name="attack")
 
