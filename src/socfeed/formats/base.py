@@ -83,6 +83,12 @@ def load_yaml_documents(file: RuleFile) -> list[tuple[Any, int]]:
                 if node is None:
                     continue
                 line = node.start_mark.line + 1
+                if expanded_size(node) > MAX_EXPANDED_NODES:
+                    raise file.error(
+                        f"YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
+                        "(an alias bomb); the file is not read",
+                        line,
+                    )
                 document = loader.construct_document(node)
                 if document is not None:
                     documents.append((document, line))
@@ -93,6 +99,38 @@ def load_yaml_documents(file: RuleFile) -> list[tuple[Any, int]]:
     except yaml.YAMLError as exc:
         raise file.error(f"invalid YAML: {exc}") from exc
     return documents
+
+
+# Rule files are small: the largest in the corpora has a few thousand YAML values. Aliases
+# share nodes, so a tiny file can describe billions of values ("billion laughs"), which
+# later steps (pySigma, JSON) would expand.
+MAX_EXPANDED_NODES = 200_000
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """Return how many values a YAML node graph holds once every alias is expanded."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(child), 1) for child in children)
+        sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def yaml_error(file: RuleFile, exc: yaml.MarkedYAMLError) -> ParseError:
