@@ -3,7 +3,7 @@
 For each YAML source of the corpora, the floor is reading every rule file and loading it
 with yaml.CSafeLoader, nothing else. The ingest stages are then timed on the same files:
 parse (the format parser, which includes the floor), enrich (ATT&CK, notes, templates)
-and store (one SQLite transaction). The ratios say how far each stage is from the floor.
+and store (one SQLite transaction). Each ratio is a stage's time divided by the floor's time.
 
 Usage: .venv/bin/python bench/bench_ingest.py [--corpus ../shared/corpus] [--repeat 3]
 """

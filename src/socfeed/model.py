@@ -104,7 +104,7 @@ class Rule:
         return list(dict.fromkeys(d.name for d in self.data_sources))
 
     def content_hash(self) -> str:
-        """Return a hash of what the rule says, used to detect changes between ingests."""
+        """Return a hash of the rule's text fields, used to detect changes between ingests."""
         digest = hashlib.sha256()
         for part in (self.title, self.description, self.query, self.raw_text):
             digest.update(part.encode("utf-8", "surrogatepass"))

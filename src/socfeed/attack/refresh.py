@@ -62,7 +62,8 @@ def refresh_index(setting: str | None = None) -> tuple[Path, str]:
     """Fetch and index the STIX bundle named by ``setting`` or SOCFEED_ATTACK_STIX.
 
     Returns the index path to use and a one-line note. Any failure (no network, a bad
-    bundle) keeps the index already in use and says why; it never stops an update.
+    bundle) keeps the index already in use, and the note gives the reason, so a failure
+    never stops an update.
     """
     source = setting or os.environ.get(STIX_ENV) or DEFAULT_BUNDLE_URL
     if source.lower() == "none":

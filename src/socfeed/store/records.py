@@ -9,7 +9,7 @@ from socfeed.model import Rule
 
 @dataclass
 class SourceRecord:
-    """What the store keeps about one source and its latest ingest."""
+    """The stored record of one source and its latest ingest."""
 
     name: str
     format: str
