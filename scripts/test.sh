@@ -24,5 +24,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,build]"
 
-.venv/bin/ruff check src tests scripts bench eval
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
