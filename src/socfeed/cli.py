@@ -95,6 +95,13 @@ def update(
             "[default: MITRE's attack-stix-data].",
         ),
     ] = None,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            help="Train the technique classifier on the store and suggest techniques for "
+            "rules that map none (about 40 s over all default sources)."
+        ),
+    ] = True,
     config: ConfigOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -130,6 +137,11 @@ def update(
                 progress=bars,
             )
         links = refresh_links(store)
+        if suggest:
+            from socfeed.enrich.infer import refresh_suggestions
+
+            suggested = refresh_suggestions(store)
+            err.print(f"technique suggestions: {suggested}", highlight=False)
     except SocfeedError as exc:
         if debug:
             raise
