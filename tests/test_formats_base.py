@@ -74,3 +74,12 @@ def test_iso_date_rejected_with_warning(value: str) -> None:
     assert date is None
     assert warning is not None
     assert value in warning
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["title: x\nloop: &loop [*loop]\n", "title: x\ndescription: &d {self: *d}\n"],
+)
+def test_recursive_alias_rejected(text: str) -> None:
+    with pytest.raises(ParseError, match="recursive alias"):
+        load_yaml_documents(RuleFile("sigma", "recursive.yml", text))

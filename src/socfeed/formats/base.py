@@ -86,7 +86,7 @@ def load_yaml_documents(file: RuleFile) -> list[tuple[Any, int]]:
                 if expanded_size(node) > MAX_EXPANDED_NODES:
                     raise file.error(
                         f"YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
-                        "(an alias bomb); the file is not read",
+                        "(an alias bomb or a recursive alias); the file is not read",
                         line,
                     )
                 document = loader.construct_document(node)
@@ -108,8 +108,13 @@ MAX_EXPANDED_NODES = 200_000
 
 
 def expanded_size(root: yaml.Node) -> int:
-    """Return how many values a YAML node graph holds once every alias is expanded."""
+    """Return how many values a YAML node graph holds once every alias is expanded.
+
+    A recursive alias (``a: &a [*a]``) expands without end, so it returns more than
+    MAX_EXPANDED_NODES.
+    """
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
@@ -117,9 +122,13 @@ def expanded_size(root: yaml.Node) -> int:
             continue
         children = _children(node)
         if not children_done:
+            if any(id(child) in open_nodes for child in children):
+                return MAX_EXPANDED_NODES + 1
+            open_nodes.add(id(node))
             stack.append((node, True))
             stack.extend((child, False) for child in children if id(child) not in sizes)
             continue
+        open_nodes.discard(id(node))
         total = 1 + sum(sizes.get(id(child), 1) for child in children)
         sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
     return sizes[id(root)]
