@@ -140,3 +140,17 @@ def test_path_needs_exactly_one_source(tmp_path: Path, store: Store) -> None:
 
     with pytest.raises(SourceError, match="exactly one source"):
         update_sources(load_settings(environ={}), store, path=tmp_path)
+
+
+def test_empty_folder_keeps_stored_rules(tmp_path: Path, store: Store) -> None:
+    settings = load_settings(environ={})
+    update_sources(settings, store, names=["azure-sentinel"], path=FIXTURES / "azure-sentinel")
+    stored = store.feed(FeedQuery()).total
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    outcome = update_sources(settings, store, names=["azure-sentinel"], path=empty)[0]
+
+    assert outcome.mode == "kept"
+    assert "no rule files found" in outcome.note
+    assert store.feed(FeedQuery()).total == stored

@@ -85,9 +85,20 @@ def _update_one(
         checkout = fallback
         note = f"{exc}; ingested the sample shipped with socfeed instead"
     source_input = build_source_input(settings, source, checkout)
+    if not source_input.files and _has_stored_rules(store, source):
+        # An empty or wrong folder would otherwise replace every stored rule with nothing.
+        note = f"no rule files found in {checkout.location}; stored rules kept"
+        log.warning("empty source listing source=%s location=%s", source.name, checkout.location)
+        return SourceOutcome(source.name, "kept", note=note)
     callback = progress(source.name, len(source_input.files)) if progress else None
     report = ingest_source(store, source_input, enricher, callback)
     return SourceOutcome(source.name, checkout.mode, report, note)
+
+
+def _has_stored_rules(store: Store, source: Source) -> bool:
+    stored = {record.name: record for record in store.sources()}
+    previous = stored.get(source.name)
+    return previous is not None and previous.rules > 0
 
 
 def _fallback_checkout(store: Store, source: Source, explicit: bool) -> Checkout | None:

@@ -15,10 +15,14 @@ import platformdirs
 from socfeed.attack.index import AttackDataError, write_index
 from socfeed.attack.knowledge import DEFAULT_INDEX_PATH, KnowledgeBase
 from socfeed.attack.stix import DEFAULT_BUNDLE_URL, fetch_bundle, load_stix_bundle
+from socfeed.errors import Location
 
 log = logging.getLogger(__name__)
 
 INDEX_ENV = "SOCFEED_ATTACK_INDEX"
+# Enterprise ATT&CK has had several hundred techniques since its first releases; a bundle
+# with fewer is truncated or not the Enterprise domain and would replace a good index.
+MIN_TECHNIQUES = 100
 # A URL or a local file of an Enterprise ATT&CK STIX bundle, or "none" to skip the refresh.
 STIX_ENV = "SOCFEED_ATTACK_STIX"
 
@@ -45,6 +49,12 @@ def current_knowledge_base() -> KnowledgeBase:
 def build_index_from_bundle(bundle: Path, output: Path | None = None) -> Path:
     """Build the compact index from a STIX bundle file and write it; return its path."""
     index = load_stix_bundle(bundle)
+    if len(index.techniques) < MIN_TECHNIQUES:
+        raise AttackDataError(
+            f"the bundle holds {len(index.techniques)} techniques, fewer than the "
+            f"{MIN_TECHNIQUES} of any Enterprise ATT&CK release; the index was not replaced",
+            Location("attack", str(bundle)),
+        )
     target = output or built_index_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     write_index(index, target)
