@@ -118,7 +118,7 @@ def test_attack_report_counts_resolutions(env: dict[str, str]) -> None:
 
 
 def test_attack_build_rejects_small_bundle(env: dict[str, str]) -> None:
-    # The trimmed fixture holds a few dozen objects: far too few to replace an index.
+    # The trimmed fixture contains a few dozen objects, far too few to replace an index.
     bundle = FIXTURES / "attack" / "enterprise-attack-v15-trimmed.json"
 
     code, _, stderr = run("attack", "build", "--stix", str(bundle))

@@ -23,7 +23,7 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass
 class SourceInput:
-    """Where a source's files are and what is known of the commit they come from."""
+    """A source's files on disk and the commit they come from, where known."""
 
     name: str
     format: str
@@ -54,7 +54,7 @@ class SourceInput:
 
 @dataclass
 class IngestReport:
-    """What one source's ingest stored and what it reported."""
+    """The outcome of one source's ingest: the stored record, errors and save result."""
 
     record: SourceRecord
     errors: list[ParseError]

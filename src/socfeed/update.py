@@ -31,7 +31,7 @@ ProgressFactory = Callable[[str, int], ProgressCallback]
 
 @dataclass
 class SourceOutcome:
-    """What happened to one source during an update."""
+    """The outcome of one source in an update."""
 
     source: str
     mode: str  # clone, pull, local, mirror, sample, or "kept" when nothing was ingested
@@ -104,7 +104,7 @@ def _has_stored_rules(store: Store, source: Source) -> bool:
 def _fallback_checkout(store: Store, source: Source, explicit: bool) -> Checkout | None:
     """Return the sample checkout when falling back to it loses nothing stored."""
     if explicit:
-        # A folder the user named is missing: say so rather than show the sample.
+        # A folder the user named is missing, so report it rather than show the sample.
         return None
     stored = {record.name: record for record in store.sources()}
     previous = stored.get(source.name)

@@ -20,8 +20,8 @@ from socfeed.errors import Location
 log = logging.getLogger(__name__)
 
 INDEX_ENV = "SOCFEED_ATTACK_INDEX"
-# Enterprise ATT&CK has had several hundred techniques since its first releases; a bundle
-# with fewer is truncated or not the Enterprise domain and would replace a good index.
+# Enterprise ATT&CK has had several hundred techniques since its first releases. A bundle
+# with fewer is truncated or not the Enterprise domain, so it must not replace an index.
 MIN_TECHNIQUES = 100
 # A URL or a local file of an Enterprise ATT&CK STIX bundle, or "none" to skip the refresh.
 STIX_ENV = "SOCFEED_ATTACK_STIX"
@@ -51,7 +51,7 @@ def build_index_from_bundle(bundle: Path, output: Path | None = None) -> Path:
     index = load_stix_bundle(bundle)
     if len(index.techniques) < MIN_TECHNIQUES:
         raise AttackDataError(
-            f"the bundle holds {len(index.techniques)} techniques, fewer than the "
+            f"invalid bundle: {len(index.techniques)} techniques, fewer than the "
             f"{MIN_TECHNIQUES} of any Enterprise ATT&CK release; the index was not replaced",
             Location("attack", str(bundle)),
         )
@@ -77,9 +77,8 @@ def refresh_index(setting: str | None = None) -> tuple[Path, str]:
     """
     source = setting or os.environ.get(STIX_ENV) or DEFAULT_BUNDLE_URL
     if source.lower() == "none":
-        return current_index_path(), "ATT&CK refresh turned off; using " + str(
-            current_index_path()
-        )
+        current = current_index_path()
+        return current, f"ATT&CK refresh turned off; using {current}"
     try:
         if "://" in source:
             bundle = fetch_bundle(source, timeout=30.0)

@@ -21,7 +21,7 @@ _CHUNK = 512
 
 @dataclass(frozen=True)
 class RuleSketch:
-    """What similarity needs to know of a rule."""
+    """The fields of a rule that similarity compares."""
 
     key: str
     source: str

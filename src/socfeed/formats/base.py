@@ -1,4 +1,4 @@
-"""What every format parser receives and returns, and the helpers they share."""
+"""The input and output types of every format parser, and the helpers they share."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ MAX_EXPANDED_NODES = 200_000
 
 
 def expanded_size(root: yaml.Node) -> int:
-    """Return how many values a YAML node graph holds once every alias is expanded.
+    """Return how many values a YAML node graph contains once every alias is expanded.
 
     A recursive alias (``a: &a [*a]``) expands without end, so it returns more than
     MAX_EXPANDED_NODES.
